@@ -1,0 +1,48 @@
+# unet-industrial: `make demo` and `make test` are the two set-up commands.
+# Each installs the Debian packages that are missing (quietly, once), then
+# configures and builds with CMake + Ninja in build/.
+
+BUILD_DIR   ?= build
+JOBS        ?= $(shell nproc)
+BUILD_DEPS  := cmake ninja-build g++ pkg-config libdnnl-dev libpng-dev libcli11-dev \
+               nlohmann-json3-dev libsnappy-dev libgtest-dev libbenchmark-dev
+BENCH_DEPS  := libtorch-dev
+SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+CLI         := $(BUILD_DIR)/bin/unet-industrial
+
+.PHONY: all deps build test demo bench clean
+
+all: build
+
+# Installs only what dpkg does not already have; silent when all is present.
+define install_missing
+	@missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing missing packages: $$missing"; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+endef
+
+deps:
+	$(call install_missing,$(BUILD_DEPS))
+
+$(BUILD_DIR)/build.ninja: | deps
+	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Release
+
+build: deps $(BUILD_DIR)/build.ninja
+	cmake --build $(BUILD_DIR) -j $(JOBS)
+
+test: build
+	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 900
+
+demo: build
+	$(CLI) demo
+
+bench: deps
+	$(call install_missing,$(BENCH_DEPS))
+	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Release
+	cmake --build $(BUILD_DIR) -j $(JOBS)
+
+clean:
+	rm -rf $(BUILD_DIR)

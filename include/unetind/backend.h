@@ -1,0 +1,63 @@
+// The backend boundary: a backend compiles the model graph (model.h) for one
+// input shape into an Executor, which owns its primitives, buffers and memory
+// layouts. Callers only pass plain host arrays in and out, so the model,
+// trainer and CLI never see oneDNN or CUDA.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "unetind/model.h"
+#include "unetind/tensor.h"
+
+namespace unetind {
+
+enum class Precision { F32, BF16 };
+std::string to_string(Precision p);  // "fp32" | "bf16"
+Precision parse_precision(const std::string& s);
+
+struct ExecConfig {
+  int batch = 1;
+  int height = kModelImageSize;
+  int width = kModelImageSize;
+  bool training = false;  // keep what backward() needs
+  Precision precision = Precision::F32;
+};
+
+class Executor {
+ public:
+  virtual ~Executor() = default;
+
+  // Parameters in Parameters order, HWIO kernels. Called once for inference,
+  // after every update for training.
+  virtual void set_parameters(const std::vector<NamedTensor>& params) = 0;
+
+  // input: batch x H x W x 1 (scaled to [-1, 1]); out: batch x H x W, the
+  // logits, or sigmoid(logits) when `probabilities` is set.
+  virtual void forward(const float* input, float* out, bool probabilities) = 0;
+
+  // Training executors only, after forward(): d(loss)/d(logits) in, the
+  // gradient of every parameter out (same order and shapes as the parameters;
+  // `grads` is resized as needed).
+  virtual void backward(const float* dlogits, std::vector<Tensor>& grads) = 0;
+
+  virtual const ExecConfig& config() const = 0;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;  // "cpu", "cuda:0"
+  virtual std::unique_ptr<Executor> compile(const Graph& graph, const ExecConfig& config) = 0;
+};
+
+// "cpu" (and, when built with CUDA, "cuda" / "cuda:N"). An unknown name gives
+// an Error that lists the available devices.
+std::unique_ptr<Backend> make_backend(const std::string& device, int threads = 0);
+std::vector<std::string> available_backends();
+
+// Compute threads for CPU backends; 0 = one per physical core available.
+void set_cpu_threads(int threads);
+int cpu_threads();
+
+}  // namespace unetind

@@ -1,0 +1,27 @@
+#include "unetind/tensor.h"
+
+#include "unetind/error.h"
+
+namespace unetind {
+
+int64_t shape_numel(const Shape& shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) {
+    if (d < 0) throw Error("negative dimension in shape " + shape_to_string(shape));
+    n *= d;
+  }
+  return n;
+}
+
+std::string shape_to_string(const Shape& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i) s += ", ";
+    s += std::to_string(shape[i]);
+  }
+  return s + "]";
+}
+
+void throw_file_error(const std::string& path, const std::string& what) { throw Error(path + ": " + what); }
+
+}  // namespace unetind

@@ -1,0 +1,42 @@
+#include <cstdio>
+#include <string>
+
+#include "commands.h"
+#include "unetind/backend.h"
+#include "unetind/error.h"
+
+namespace unetind::cli {
+int& exit_code() {
+  static int code = 0;
+  return code;
+}
+}  // namespace unetind::cli
+
+namespace {
+std::string version_text() {
+  std::string backends;
+  for (const auto& b : unetind::available_backends()) backends += (backends.empty() ? "" : ", ") + b;
+  return std::string("unet-industrial ") + UNETIND_VERSION + " (backends: " + backends + ")";
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"unet-industrial: industrial surface-defect segmentation (NVIDIA UNet-Industrial / TinyUNet)"};
+  app.set_version_flag("--version", version_text());
+  app.require_subcommand(1);
+  unetind::cli::register_init(app);
+  unetind::cli::register_predict(app);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const unetind::Error& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
+  return unetind::cli::exit_code();
+}
