@@ -16,6 +16,8 @@ enum class Precision { F32, BF16 };
 std::string to_string(Precision p);  // "fp32" | "bf16"
 Precision parse_precision(const std::string& s);
 
+// H and W must be divisible by the graph's deepest pooling factor (16 for
+// the model).
 struct ExecConfig {
   int batch = 1;
   int height = kModelImageSize;
@@ -32,11 +34,12 @@ class Executor {
   // after every update for training.
   virtual void set_parameters(const std::vector<NamedTensor>& params) = 0;
 
-  // input: batch x H x W x 1 (scaled to [-1, 1]); out: batch x H x W, the
-  // logits, or sigmoid(logits) when `probabilities` is set.
+  // input: batch x H x W x C (NHWC; C = 1 for the model, scaled to [-1, 1]);
+  // out: the output node's batch x H' x W' x C' (for the model: batch x H x W
+  // logits), or its sigmoid when `probabilities` is set.
   virtual void forward(const float* input, float* out, bool probabilities) = 0;
 
-  // Training executors only, after forward(): d(loss)/d(logits) in, the
+  // Training executors only, after forward(): d(loss)/d(output) in, the
   // gradient of every parameter out (same order and shapes as the parameters;
   // `grads` is resized as needed).
   virtual void backward(const float* dlogits, std::vector<Tensor>& grads) = 0;

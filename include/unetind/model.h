@@ -3,6 +3,7 @@
 // network; backends (backend.h) execute it.
 #pragma once
 #include <cstdint>
+#include <map>
 #include <random>
 #include <string>
 #include <vector>
@@ -83,8 +84,14 @@ void save_parameters(const std::string& path, const Parameters& params,
 std::vector<NamedTensor> match_parameters(const ModelConfig& config, const std::vector<NamedTensor>& tensors,
                                           const std::string& source);
 
-// Input preparation, SPEC.md section 1: x/127.5 - 1, then centre crop or
-// zero pad (in the scaled domain) to size x size. Output: size*size floats.
+// TF's resize_image_with_crop_or_pad on one channel: centre crop or zero pad
+// each axis from (in_width, in_height) to (out_width, out_height). Applied
+// with the sizes swapped it maps a model output back onto the input image.
+std::vector<float> crop_or_pad(const std::vector<float>& values, int in_width, int in_height, int out_width,
+                               int out_height);
+
+// Input preparation, SPEC.md section 1: x/127.5 - 1, then crop_or_pad to
+// size x size (so padding is 0 in the scaled domain, mid-gray).
 std::vector<float> prepare_input(const std::vector<float>& pixels, int width, int height, int size);
 
 }  // namespace unetind

@@ -1,0 +1,125 @@
+#include "backend/cpu/ops.h"
+
+namespace unetind::cpu {
+
+namespace {
+using dnnl::algorithm;
+using dnnl::prop_kind;
+
+struct Padding {
+  memory::dims before, after;
+};
+// TF SAME for stride 1: total k-1, the odd one after.
+Padding same_padding(int k) {
+  const int total = k - 1;
+  return {{total / 2, total / 2}, {total - total / 2, total - total / 2}};
+}
+
+float eltwise_alpha(Activation a) { return a == Activation::LeakyRelu ? kLeakyReluAlpha : 0.0f; }
+}  // namespace
+
+memory conv_forward(Net& net, ConvLayer& layer, const memory& src, int batch, int height, int width, dt act_type,
+                    dt dst_type, bool training) {
+  const ConvSpec& s = layer.spec;
+  const Padding pad = same_padding(s.kernel);
+  const memory::dims weights_dims{s.out_channels, s.in_channels, s.kernel, s.kernel};
+  auto desc = dnnl::convolution_forward::desc(
+      training ? prop_kind::forward_training : prop_kind::forward_inference, algorithm::convolution_direct,
+      any_desc(batch, s.in_channels, height, width, act_type), memory::desc(weights_dims, act_type, tag::any),
+      memory::desc({s.out_channels}, dt::f32, tag::x), any_desc(batch, s.out_channels, height, width, dst_type),
+      {1, 1}, pad.before, pad.after);
+  dnnl::primitive_attr attr;
+  if (s.activation != Activation::None) {
+    dnnl::post_ops ops;
+    // Leaky ReLU is oneDNN's relu with a negative slope.
+    ops.append_eltwise(1.0f, algorithm::eltwise_relu, eltwise_alpha(s.activation), 0.0f);
+    attr.set_post_ops(ops);
+  }
+  layer.fwd_pd = dnnl::convolution_forward::primitive_desc(desc, attr, net.engine);
+
+  layer.user_weights = user_memory(net, weights_dims, tag::hwio);
+  layer.user_bias = user_memory(net, {s.out_channels}, tag::x);
+  layer.weights = net.make(layer.fwd_pd.weights_desc());
+  layer.bias = net.make(layer.fwd_pd.bias_desc());
+  layer.load_steps.clear();
+  layer.load_steps.push_back({dnnl::reorder(layer.user_weights, layer.weights),
+                              {{DNNL_ARG_FROM, layer.user_weights}, {DNNL_ARG_TO, layer.weights}}});
+  layer.load_steps.push_back({dnnl::reorder(layer.user_bias, layer.bias),
+                              {{DNNL_ARG_FROM, layer.user_bias}, {DNNL_ARG_TO, layer.bias}}});
+
+  memory conv_src = reorder_if_needed(net, net.forward, src, layer.fwd_pd.src_desc());
+  memory dst = net.make(layer.fwd_pd.dst_desc());
+  net.forward.push_back({dnnl::convolution_forward(layer.fwd_pd),
+                         {{DNNL_ARG_SRC, conv_src},
+                          {DNNL_ARG_WEIGHTS, layer.weights},
+                          {DNNL_ARG_BIAS, layer.bias},
+                          {DNNL_ARG_DST, dst}}});
+  return dst;
+}
+
+std::optional<memory> conv_backward(Net& net, ConvLayer& layer, const memory& src, const memory& dst,
+                                    const memory& diff_dst, bool need_diff_src) {
+  const ConvSpec& s = layer.spec;
+  const Padding pad = same_padding(s.kernel);
+  const memory::desc src_md = layer.fwd_pd.src_desc();
+  const memory::desc dst_md = layer.fwd_pd.dst_desc();
+  const memory::dims weights_dims{s.out_channels, s.in_channels, s.kernel, s.kernel};
+  const dt act_type = src_md.data_type();
+  auto any_like = [](const memory::desc& md) { return memory::desc(md.dims(), md.data_type(), tag::any); };
+
+  // Through the fused activation first: d(pre-activation) from the saved output.
+  memory diff_pre = diff_dst;
+  if (s.activation != Activation::None) {
+    auto eltwise_fwd_hint = dnnl::eltwise_forward::primitive_desc(
+        dnnl::eltwise_forward::desc(prop_kind::forward_training, algorithm::eltwise_relu_use_dst_for_bwd, dst_md,
+                                    eltwise_alpha(s.activation)),
+        net.engine);
+    auto bwd_pd = dnnl::eltwise_backward::primitive_desc(
+        dnnl::eltwise_backward::desc(algorithm::eltwise_relu_use_dst_for_bwd, dst_md, dst_md,
+                                     eltwise_alpha(s.activation)),
+        net.engine, eltwise_fwd_hint);
+    memory dd = reorder_if_needed(net, net.backward, diff_dst, bwd_pd.diff_dst_desc());
+    diff_pre = net.make(bwd_pd.diff_src_desc());
+    net.backward.push_back(
+        {dnnl::eltwise_backward(bwd_pd), {{DNNL_ARG_DIFF_DST, dd}, {DNNL_ARG_DST, dst}, {DNNL_ARG_DIFF_SRC, diff_pre}}});
+  }
+
+  // Weights and bias gradients.
+  auto bwd_w_pd = dnnl::convolution_backward_weights::primitive_desc(
+      dnnl::convolution_backward_weights::desc(algorithm::convolution_direct, any_like(src_md),
+                                               memory::desc(weights_dims, dt::f32, tag::any),
+                                               memory::desc({s.out_channels}, dt::f32, tag::x), any_like(dst_md),
+                                               {1, 1}, pad.before, pad.after),
+      net.engine, layer.fwd_pd);
+  memory w_src = reorder_if_needed(net, net.backward, src, bwd_w_pd.src_desc());
+  memory w_diff_dst = reorder_if_needed(net, net.backward, diff_pre, bwd_w_pd.diff_dst_desc());
+  layer.diff_weights = net.make(bwd_w_pd.diff_weights_desc());
+  layer.diff_bias = net.make(bwd_w_pd.diff_bias_desc());
+  net.backward.push_back({dnnl::convolution_backward_weights(bwd_w_pd),
+                          {{DNNL_ARG_SRC, w_src},
+                           {DNNL_ARG_DIFF_DST, w_diff_dst},
+                           {DNNL_ARG_DIFF_WEIGHTS, layer.diff_weights},
+                           {DNNL_ARG_DIFF_BIAS, layer.diff_bias}}});
+  layer.user_diff_weights = user_memory(net, weights_dims, tag::hwio);
+  layer.user_diff_bias = user_memory(net, {s.out_channels}, tag::x);
+  layer.grad_steps.clear();
+  layer.grad_steps.push_back({dnnl::reorder(layer.diff_weights, layer.user_diff_weights),
+                              {{DNNL_ARG_FROM, layer.diff_weights}, {DNNL_ARG_TO, layer.user_diff_weights}}});
+  layer.grad_steps.push_back({dnnl::reorder(layer.diff_bias, layer.user_diff_bias),
+                              {{DNNL_ARG_FROM, layer.diff_bias}, {DNNL_ARG_TO, layer.user_diff_bias}}});
+
+  if (!need_diff_src) return std::nullopt;
+  auto bwd_d_pd = dnnl::convolution_backward_data::primitive_desc(
+      dnnl::convolution_backward_data::desc(algorithm::convolution_direct, any_like(src_md),
+                                            memory::desc(weights_dims, act_type, tag::any), any_like(dst_md),
+                                            {1, 1}, pad.before, pad.after),
+      net.engine, layer.fwd_pd);
+  memory d_weights = reorder_if_needed(net, net.backward, layer.weights, bwd_d_pd.weights_desc());
+  memory d_diff_dst = reorder_if_needed(net, net.backward, diff_pre, bwd_d_pd.diff_dst_desc());
+  memory diff_src = net.make(bwd_d_pd.diff_src_desc());
+  net.backward.push_back({dnnl::convolution_backward_data(bwd_d_pd),
+                          {{DNNL_ARG_DIFF_DST, d_diff_dst}, {DNNL_ARG_WEIGHTS, d_weights}, {DNNL_ARG_DIFF_SRC, diff_src}}});
+  return diff_src;
+}
+
+}  // namespace unetind::cpu

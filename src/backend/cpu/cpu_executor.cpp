@@ -1,0 +1,177 @@
+// Walks the model graph once per input shape: forward steps in graph order,
+// backward steps in reverse order, each op's primitives built once here and
+// executed on every call.
+#include "backend/cpu/cpu_executor.h"
+
+#include <algorithm>
+
+#include "backend/cpu/ops.h"
+#include "unetind/error.h"
+
+namespace unetind::cpu {
+
+namespace {
+
+class CpuExecutor final : public Executor {
+ public:
+  CpuExecutor(const Graph& graph, const ExecConfig& config) : graph_(graph), config_(config) {
+    // Node scales are relative to the input's (1 for the model); every node's
+    // size must come out whole.
+    int divisor = 1;
+    for (const Node& node : graph_.nodes) divisor = std::max(divisor, node.scale / graph_.nodes[0].scale);
+    if (config.batch < 1 || config.height < divisor || config.width < divisor || config.height % divisor ||
+        config.width % divisor)
+      throw Error("cpu backend: input " + std::to_string(config.height) + "x" + std::to_string(config.width) +
+                  " must be a positive multiple of " + std::to_string(divisor) + " on both sides");
+    for (const ConvSpec& spec : graph_.convs) convs_.push_back(ConvLayer{spec, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}});
+    build_forward();
+    if (config_.training) build_backward();
+  }
+
+  void set_parameters(const std::vector<NamedTensor>& params) override {
+    if (params.size() != 2 * convs_.size())
+      throw Error("cpu backend: expected " + std::to_string(2 * convs_.size()) + " parameter tensors, got " +
+                  std::to_string(params.size()));
+    for (size_t c = 0; c < convs_.size(); ++c) {
+      ConvLayer& layer = convs_[c];
+      const ConvSpec& s = layer.spec;
+      check_shape(params[2 * c], {s.kernel, s.kernel, s.in_channels, s.out_channels});
+      check_shape(params[2 * c + 1], {s.out_channels});
+      layer.user_weights.set_data_handle(const_cast<float*>(params[2 * c].tensor.data.data()));
+      layer.user_bias.set_data_handle(const_cast<float*>(params[2 * c + 1].tensor.data.data()));
+      net_.run(layer.load_steps);
+    }
+  }
+
+  void forward(const float* input, float* out, bool probabilities) override {
+    user_input_.set_data_handle(const_cast<float*>(input));
+    user_output_.set_data_handle(out);
+    net_.run(net_.forward);
+    net_.run(output_steps_);
+    if (probabilities) net_.run(sigmoid_steps_);
+  }
+
+  void backward(const float* dlogits, std::vector<Tensor>& grads) override {
+    if (!config_.training) throw Error("cpu backend: backward() on an executor compiled for inference");
+    user_dlogits_.set_data_handle(const_cast<float*>(dlogits));
+    net_.run(net_.backward);
+    grads.resize(2 * convs_.size());
+    for (size_t c = 0; c < convs_.size(); ++c) {
+      ConvLayer& layer = convs_[c];
+      const ConvSpec& s = layer.spec;
+      if (grads[2 * c].shape != Shape{s.kernel, s.kernel, s.in_channels, s.out_channels})
+        grads[2 * c] = Tensor({s.kernel, s.kernel, s.in_channels, s.out_channels});
+      if (grads[2 * c + 1].shape != Shape{s.out_channels}) grads[2 * c + 1] = Tensor({s.out_channels});
+      layer.user_diff_weights.set_data_handle(grads[2 * c].data.data());
+      layer.user_diff_bias.set_data_handle(grads[2 * c + 1].data.data());
+      net_.run(layer.grad_steps);
+    }
+  }
+
+  const ExecConfig& config() const override { return config_; }
+
+ private:
+  static void check_shape(const NamedTensor& t, const Shape& expected) {
+    if (t.tensor.shape != expected)
+      throw Error("cpu backend: parameter '" + t.name + "' has shape " + shape_to_string(t.tensor.shape) +
+                  ", expected " + shape_to_string(expected));
+  }
+
+  memory::dims output_dims() const {
+    const Node& out = graph_.nodes[graph_.output];
+    return {config_.batch, out.channels, height_of(out), width_of(out)};
+  }
+  int height_of(const Node& node) const { return config_.height * graph_.nodes[0].scale / node.scale; }
+  int width_of(const Node& node) const { return config_.width * graph_.nodes[0].scale / node.scale; }
+
+  void build_forward() {
+    const int n = config_.batch;
+    const dt act = config_.precision == Precision::BF16 ? dt::bf16 : dt::f32;
+    user_input_ = user_memory(net_, {n, graph_.nodes[0].channels, config_.height, config_.width}, tag::nhwc);
+    outs_.assign(graph_.nodes.size(), memory());
+    pools_.resize(graph_.nodes.size());
+    upsamples_.resize(graph_.nodes.size());
+    outs_[0] = user_input_;
+    for (size_t i = 1; i < graph_.nodes.size(); ++i) {
+      const Node& node = graph_.nodes[i];
+      const memory& in = outs_[node.inputs[0]];
+      switch (node.kind) {
+        case OpKind::Conv2d: {
+          // The logits stay fp32 whatever the compute precision.
+          const dt dst_type = static_cast<int>(i) == graph_.output ? dt::f32 : act;
+          outs_[i] = conv_forward(net_, convs_[node.conv], in, n, height_of(node), width_of(node), act, dst_type,
+                                  config_.training);
+          break;
+        }
+        case OpKind::MaxPool2x2: outs_[i] = pool_forward(net_, pools_[i], in, config_.training); break;
+        case OpKind::Upsample2x: outs_[i] = upsample_forward(net_, upsamples_[i], in, config_.training); break;
+        case OpKind::Concat: outs_[i] = concat_forward(net_, in, outs_[node.inputs[1]]); break;
+        case OpKind::Input: throw Error("cpu backend: graph has a second input node");
+      }
+    }
+    user_output_ = user_memory(net_, output_dims(), tag::nhwc);
+    const memory& logits = outs_[graph_.output];
+    output_steps_.push_back({dnnl::reorder(logits, user_output_), {{DNNL_ARG_FROM, logits}, {DNNL_ARG_TO, user_output_}}});
+    append_sigmoid(net_, sigmoid_steps_, user_output_);
+  }
+
+  void build_backward() {
+    std::vector<std::optional<memory>> diffs(graph_.nodes.size());
+    auto contribute = [&](int node, const memory& grad) {
+      if (node == 0) return;  // the input needs no gradient
+      if (!diffs[node]) {
+        diffs[node] = grad;
+      } else {
+        accumulate(net_, *diffs[node], grad);  // a skip tensor feeds both a pool and a concat
+      }
+    };
+    user_dlogits_ = user_memory(net_, output_dims(), tag::nhwc);
+    diffs[graph_.output] = reorder_if_needed(net_, net_.backward, user_dlogits_, outs_[graph_.output].get_desc());
+
+    for (size_t i = graph_.nodes.size() - 1; i >= 1; --i) {
+      const Node& node = graph_.nodes[i];
+      if (!diffs[i]) throw Error("cpu backend: graph node " + std::to_string(i) + " does not reach the output");
+      const memory& diff = *diffs[i];
+      const int in = node.inputs[0];
+      switch (node.kind) {
+        case OpKind::Conv2d: {
+          auto diff_src = conv_backward(net_, convs_[node.conv], outs_[in], outs_[i], diff, in != 0);
+          if (diff_src) contribute(in, *diff_src);
+          break;
+        }
+        case OpKind::MaxPool2x2: contribute(in, pool_backward(net_, pools_[i], diff)); break;
+        case OpKind::Upsample2x: contribute(in, upsample_backward(net_, upsamples_[i], diff)); break;
+        case OpKind::Concat: {
+          const int skip = node.inputs[1];
+          auto [da, db] = concat_backward(net_, diff, outs_[in].get_desc(), outs_[skip].get_desc());
+          contribute(in, da);
+          contribute(skip, db);
+          break;
+        }
+        case OpKind::Input: break;
+      }
+    }
+  }
+
+  Graph graph_;
+  ExecConfig config_;
+  Net net_;
+  std::vector<ConvLayer> convs_;
+  std::vector<PoolLayer> pools_;          // indexed by node
+  std::vector<UpsampleLayer> upsamples_;  // indexed by node
+  std::vector<memory> outs_;              // forward output of every node
+  memory user_input_, user_output_, user_dlogits_;
+  std::vector<Step> output_steps_, sigmoid_steps_;
+};
+
+}  // namespace
+
+std::unique_ptr<Executor> compile_cpu(const Graph& graph, const ExecConfig& config) {
+  try {
+    return std::make_unique<CpuExecutor>(graph, config);
+  } catch (const dnnl::error& e) {
+    throw Error(std::string("cpu backend (oneDNN): ") + e.what());
+  }
+}
+
+}  // namespace unetind::cpu

@@ -1,0 +1,62 @@
+// One entry point per op family and direction. Forward functions append to
+// net.forward and return the output memory; backward functions append to
+// net.backward (called in reverse graph order) and return the gradient with
+// respect to the op's input(s).
+#pragma once
+#include <optional>
+
+#include "backend/cpu/net.h"
+#include "unetind/model.h"
+
+namespace unetind::cpu {
+
+// --- conv2d.cpp: convolution + bias + fused activation (SAME padding; a
+// 2x2 kernel pads 0 before and 1 after, as TF does).
+struct ConvLayer {
+  ConvSpec spec;
+  dnnl::convolution_forward::primitive_desc fwd_pd;
+  memory weights, bias;                    // in the primitive's layout
+  memory user_weights, user_bias;          // HWIO / [out], handles set by set_parameters
+  std::vector<Step> load_steps;            // user -> primitive layout, run once per set_parameters
+  // Training only.
+  memory diff_weights, diff_bias;          // in the backward primitive's layout
+  memory user_diff_weights, user_diff_bias;
+  std::vector<Step> grad_steps;            // primitive layout -> user, run after backward
+};
+
+memory conv_forward(Net& net, ConvLayer& layer, const memory& src, int batch, int height, int width, dt act_type,
+                    dt dst_type, bool training);
+// diff_dst is d(loss)/d(activation output); returns d(loss)/d(src) unless
+// need_diff_src is false (the first convolution).
+std::optional<memory> conv_backward(Net& net, ConvLayer& layer, const memory& src, const memory& dst,
+                                    const memory& diff_dst, bool need_diff_src);
+
+// --- pooling.cpp: max pooling 2x2, stride 2.
+struct PoolLayer {
+  dnnl::pooling_forward::primitive_desc fwd_pd;
+  memory workspace;  // argmax positions kept for backward
+};
+memory pool_forward(Net& net, PoolLayer& layer, const memory& src, bool training);
+memory pool_backward(Net& net, PoolLayer& layer, const memory& diff_dst);
+
+// --- resampling.cpp: nearest-neighbour x2 upsampling. For an exact x2,
+// oneDNN's nearest rule picks in[i/2][j/2], the pixel replication of SPEC.md.
+struct UpsampleLayer {
+  dnnl::resampling_forward::primitive_desc fwd_pd;
+};
+memory upsample_forward(Net& net, UpsampleLayer& layer, const memory& src, bool training);
+memory upsample_backward(Net& net, UpsampleLayer& layer, const memory& diff_dst);  // 2x2 sums
+
+// --- concat.cpp: channel concatenation [a, b]; backward splits.
+memory concat_forward(Net& net, const memory& a, const memory& b);
+// a_md, b_md: the inputs' forward layouts, which the gradients take.
+std::pair<memory, memory> concat_backward(Net& net, const memory& diff_dst, const memory::desc& a_md,
+                                          const memory::desc& b_md);
+
+// --- eltwise.cpp: the final sigmoid and gradient accumulation.
+// In-place sigmoid on a plain memory (the user's output array).
+void append_sigmoid(Net& net, std::vector<Step>& steps, const memory& data);
+// acc += contribution (acc keeps its layout), appended to net.backward.
+void accumulate(Net& net, const memory& acc, const memory& contribution);
+
+}  // namespace unetind::cpu

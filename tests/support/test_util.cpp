@@ -1,0 +1,59 @@
+#include "test_util.h"
+
+#include <cmath>
+#include <cstdio>
+#include <sys/wait.h>
+
+namespace unetind::test {
+
+std::vector<float> random_values(size_t n, uint64_t seed, float lo, float hi) {
+  std::mt19937_64 gen(seed);
+  std::vector<float> v(n);
+  for (float& x : v) x = lo + (hi - lo) * static_cast<float>((gen() >> 11) * 0x1.0p-53);
+  return v;
+}
+
+Tensor random_tensor(const Shape& shape, uint64_t seed, float scale) {
+  Tensor t(shape);
+  t.data = random_values(t.data.size(), seed, -scale, scale);
+  return t;
+}
+
+double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  EXPECT_EQ(a.size(), b.size());
+  double m = 0;
+  for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) m = std::max(m, std::fabs(double(a[i]) - double(b[i])));
+  return m;
+}
+
+TempDir::TempDir() {
+  std::string tmpl = (std::filesystem::temp_directory_path() / "unetind-test-XXXXXX").string();
+  char* made = mkdtemp(tmpl.data());
+  if (!made) throw std::runtime_error("mkdtemp failed");
+  path_ = made;
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+int run_cli(const std::string& args, std::string* output) {
+  const std::string cmd = std::string(UNETIND_CLI) + " " + args + " 2>&1";
+  FILE* pipe = popen(cmd.c_str(), "r");
+  if (!pipe) return -1;
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, pipe)) > 0) out.append(buf, n);
+  int status = pclose(pipe);
+  if (output) *output = out;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+std::string shared_dir() {
+  std::error_code ec;
+  return std::filesystem::is_directory(UNETIND_SHARED_DIR, ec) ? std::string(UNETIND_SHARED_DIR) : std::string();
+}
+
+}  // namespace unetind::test

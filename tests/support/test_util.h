@@ -1,0 +1,41 @@
+// Small helpers shared by the tests.
+#pragma once
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "unetind/tensor.h"
+
+namespace unetind::test {
+
+// Deterministic values in [lo, hi).
+std::vector<float> random_values(size_t n, uint64_t seed, float lo = -1.f, float hi = 1.f);
+Tensor random_tensor(const Shape& shape, uint64_t seed, float scale);
+
+// Largest |a - b|; sizes must match.
+double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b);
+
+// A fresh, empty temp directory for one test, removed at destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::filesystem::path& path() const { return path_; }
+  std::string str(const std::string& rel = "") const { return rel.empty() ? path_.string() : (path_ / rel).string(); }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// Runs the unet-industrial binary with `args`; returns its exit code and
+// fills `output` with stdout+stderr.
+int run_cli(const std::string& args, std::string* output = nullptr);
+
+// <repo>/../shared, or "" when it is absent (a user's clone).
+std::string shared_dir();
+
+}  // namespace unetind::test
