@@ -167,8 +167,8 @@ namespace {
 std::vector<Act> forward_all(const Graph& graph, const std::vector<NamedTensor>& params, const float* input, int n,
                              int h, int w) {
   std::vector<Act> outs(graph.nodes.size());
-  outs[0] = Act(n, h, w, 1);
-  std::copy(input, input + static_cast<size_t>(n) * h * w, outs[0].v.begin());
+  outs[0] = Act(n, h, w, graph.nodes[0].channels);
+  std::copy(input, input + outs[0].v.size(), outs[0].v.begin());
   for (size_t i = 1; i < graph.nodes.size(); ++i) {
     const Node& node = graph.nodes[i];
     const Act& in = outs[node.inputs[0]];

@@ -62,6 +62,11 @@ class CpuExecutor final : public Executor {
       if (grads[2 * c].shape != Shape{s.kernel, s.kernel, s.in_channels, s.out_channels})
         grads[2 * c] = Tensor({s.kernel, s.kernel, s.in_channels, s.out_channels});
       if (grads[2 * c + 1].shape != Shape{s.out_channels}) grads[2 * c + 1] = Tensor({s.out_channels});
+      if (layer.grad_steps.empty()) {  // a convolution that does not reach the output
+        std::fill(grads[2 * c].data.begin(), grads[2 * c].data.end(), 0.0f);
+        std::fill(grads[2 * c + 1].data.begin(), grads[2 * c + 1].data.end(), 0.0f);
+        continue;
+      }
       layer.user_diff_weights.set_data_handle(grads[2 * c].data.data());
       layer.user_diff_bias.set_data_handle(grads[2 * c + 1].data.data());
       net_.run(layer.grad_steps);
@@ -130,7 +135,7 @@ class CpuExecutor final : public Executor {
 
     for (size_t i = graph_.nodes.size() - 1; i >= 1; --i) {
       const Node& node = graph_.nodes[i];
-      if (!diffs[i]) throw Error("cpu backend: graph node " + std::to_string(i) + " does not reach the output");
+      if (!diffs[i]) continue;  // does not reach the output: no gradient flows through it
       const memory& diff = *diffs[i];
       const int in = node.inputs[0];
       switch (node.kind) {

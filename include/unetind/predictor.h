@@ -1,0 +1,46 @@
+// Inference on batches of prepared images with one set of weights: the one
+// place that predict, evaluate, benchmark and the demo run the model. It
+// compiles one executor per batch size it meets (the last batch of a data set
+// is usually smaller) and keeps them.
+#pragma once
+#include <map>
+#include <memory>
+
+#include "unetind/backend.h"
+#include "unetind/model.h"
+#include "unetind/png.h"
+
+namespace unetind {
+
+class Predictor {
+ public:
+  Predictor(Parameters params, std::unique_ptr<Backend> backend, int image_size, Precision precision);
+
+  // images: count x size x size, prepared (prepare_input); probs: the same
+  // size, sigmoid outputs.
+  void run(const float* images, int count, float* probs);
+
+  int image_size() const { return image_size_; }
+  const Parameters& parameters() const { return params_; }
+
+ private:
+  Parameters params_;
+  Graph graph_;
+  std::unique_ptr<Backend> backend_;
+  int image_size_;
+  Precision precision_;
+  std::map<int, std::unique_ptr<Executor>> executors_;
+};
+
+// Loads the PNG at `path` and prepares it for the model: the gray image as
+// read, and the size x size model input.
+struct PreparedImage {
+  GrayImage image;
+  std::vector<float> input;
+};
+PreparedImage load_prepared_image(const std::string& path, int size);
+
+// Checks a user-given image size: positive and a multiple of 16.
+void check_image_size(int size);
+
+}  // namespace unetind

@@ -1,0 +1,38 @@
+#include "unetind/predictor.h"
+
+#include "unetind/error.h"
+#include "unetind/png.h"
+
+namespace unetind {
+
+Predictor::Predictor(Parameters params, std::unique_ptr<Backend> backend, int image_size, Precision precision)
+    : params_(std::move(params)),
+      graph_(build_graph(params_.config)),
+      backend_(std::move(backend)),
+      image_size_(image_size),
+      precision_(precision) {
+  check_image_size(image_size);
+}
+
+void Predictor::run(const float* images, int count, float* probs) {
+  auto& exec = executors_[count];
+  if (!exec) {
+    exec = backend_->compile(graph_, ExecConfig{count, image_size_, image_size_, false, precision_});
+    exec->set_parameters(params_.tensors);
+  }
+  exec->forward(images, probs, true);
+}
+
+PreparedImage load_prepared_image(const std::string& path, int size) {
+  PreparedImage p;
+  p.image = read_png_gray(path);
+  p.input = prepare_input(p.image.pixels, p.image.width, p.image.height, size);
+  return p;
+}
+
+void check_image_size(int size) {
+  if (size < 16 || size % 16 != 0)
+    throw Error("image size " + std::to_string(size) + " must be a positive multiple of 16 (the model pools 4 times)");
+}
+
+}  // namespace unetind
