@@ -1,0 +1,27 @@
+#include "eval/text_format.h"
+
+#include <cstdarg>
+#include <cstdio>
+#include <vector>
+
+namespace unetind {
+
+std::string printf_string(const char* format, ...) {
+  va_list args;
+  va_start(args, format);
+  va_list copy;
+  va_copy(copy, args);
+  int size = std::vsnprintf(nullptr, 0, format, copy);
+  va_end(copy);
+  std::string out(size > 0 ? static_cast<std::size_t>(size) : 0, '\0');
+  if (size > 0) std::vsnprintf(out.data(), out.size() + 1, format, args);
+  va_end(args);
+  return out;
+}
+
+std::string format_optional(const std::optional<double>& value, int width) {
+  if (!value) return printf_string("%*s", width, "n/a");
+  return printf_string("%*.4f", width, *value);
+}
+
+}  // namespace unetind
