@@ -5,7 +5,8 @@
 BUILD_DIR   ?= build
 JOBS        ?= $(shell nproc)
 BUILD_DEPS  := cmake ninja-build g++ pkg-config libdnnl-dev libpng-dev libcli11-dev \
-               nlohmann-json3-dev libsnappy-dev libgtest-dev libbenchmark-dev
+               nlohmann-json3-dev libsnappy-dev libgtest-dev libbenchmark-dev \
+               libonnx-dev libprotobuf-dev protobuf-compiler libopencv-dev
 BENCH_DEPS  := libtorch-dev
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 CLI         := $(BUILD_DIR)/bin/unet-industrial

@@ -13,10 +13,10 @@
 namespace unetind::test {
 
 struct BundleWriteOptions {
-  int num_shards = 1;            // tensor i (in name order) goes to shard i % num_shards
-  bool snappy = false;           // snappy-compress the data blocks
-  size_t block_size = 4096;      // a data block is closed once its entries reach this many bytes
-  int restart_interval = 16;     // keys between restart points in data blocks
+  int num_shards = 1;         // tensor i (in name order) goes to shard i % num_shards
+  bool snappy = false;        // snappy-compress the data blocks
+  size_t block_size = 4096;   // a data block is closed once its entries reach this many bytes
+  int restart_interval = 16;  // keys between restart points in data blocks
 };
 
 class TfBundleWriter {

@@ -1,0 +1,48 @@
+// `unet-industrial inspect`: the tensors of a safetensors file or a TensorFlow
+// checkpoint, one line each: name, dtype, shape.
+#include <cstdio>
+#include <filesystem>
+
+#include "commands.h"
+#include "unetind/safetensors.h"
+#include "unetind/tf_checkpoint.h"
+
+namespace unetind::cli {
+
+namespace {
+
+bool is_tf_checkpoint(const std::string& path) {
+  std::error_code ec;
+  return std::filesystem::is_directory(path, ec) || path.ends_with(".index") ||
+         std::filesystem::exists(path + ".index", ec);
+}
+
+void print_row(const std::string& name, const std::string& dtype, const Shape& shape) {
+  std::printf("%s\t%s\t%s\n", name.c_str(), dtype.c_str(), shape_to_string(shape).c_str());
+}
+
+}  // namespace
+
+void register_inspect(CLI::App& app) {
+  auto path = std::make_shared<std::string>();
+  CLI::App* cmd =
+      app.add_subcommand("inspect", "List the tensors (name, dtype, shape) of a weights file or TF checkpoint");
+  cmd->add_option("file", *path,
+                  "A .safetensors file, or a TF checkpoint prefix, .index file, SavedModel / TF-Hub directory")
+      ->required();
+  cmd->callback([path] {
+    if (is_tf_checkpoint(*path)) {
+      const TfCheckpoint checkpoint(*path);
+      for (const TfTensorInfo& t : checkpoint.tensors()) print_row(t.name, to_string(t.dtype), t.shape);
+      std::printf("%zu tensors in %s (%d shard(s))\n", checkpoint.tensors().size(), checkpoint.prefix().c_str(),
+                  checkpoint.num_shards());
+    } else {
+      const SafetensorsFile file = read_safetensors(*path);
+      for (const NamedTensor& t : file.tensors) print_row(t.name, "F32", t.tensor.shape);
+      for (const auto& [key, value] : file.metadata) std::printf("metadata %s = %s\n", key.c_str(), value.c_str());
+      std::printf("%zu tensors in %s\n", file.tensors.size(), path->c_str());
+    }
+  });
+}
+
+}  // namespace unetind::cli
