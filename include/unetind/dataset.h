@@ -1,0 +1,54 @@
+// Datasets as lists of (image, mask, defective) samples, SPEC.md section 3.
+// Listing only checks that files exist; pixels are read by the Loader
+// (loader.h). Every error names the folder, file or file:line that is wrong.
+#pragma once
+#include <string>
+#include <vector>
+
+namespace unetind {
+
+struct Sample {
+  std::string image_path;
+  std::string mask_path;  // empty: no label file, the mask is all zero
+  bool defective = false;
+};
+
+enum class Split { Train, Test };
+std::string to_string(Split s);  // "Train" | "Test" (the DAGM folder names)
+
+struct DatasetOptions {
+  // Skip listed images whose file is missing instead of failing: for partial
+  // copies of a split (such as the few real images under shared/fixtures).
+  bool skip_missing = false;
+};
+
+// One split of one DAGM class. `root` is the folder that holds ClassN/, or
+// ClassN itself. Sources, first found wins:
+//  1. ClassN/train_list.csv | test_list.csv (NVIDIA's preprocessing, header
+//     `image_filepath,lbl_image_filepath,is_defective`). Relative image paths
+//     are taken from ClassN/<Split>/ and label paths from ClassN/<Split>/Label/
+//     as NVIDIA's loader does, falling back to ClassN/; absolute paths as is.
+//  2. ClassN/<Split>/Label/Labels.txt (the DAGM list, CRLF or LF).
+//  3. Neither: every ClassN/<Split>/*.PNG, defective when
+//     Label/<stem>_label.PNG exists (how NVIDIA's preprocessing decides).
+// Images on disk that the list does not name are ignored. A defective entry
+// whose label file is missing is always an error. Sorted by image file name.
+std::vector<Sample> load_dagm_split(const std::string& root, int class_id, Split split,
+                                    const DatasetOptions& options = {});
+
+// The public MPI release: ClassN/*.png are defect-free, ClassN_def/*.png are
+// defective. It has no Train/Test split, and its labels are ellipse parameters
+// (ClassN_def/labels.txt) whose axis and angle conventions we cannot verify
+// against reference masks, so no masks are produced: every mask_path is empty
+// and these samples suit image-level evaluation only, not segmentation
+// training or pixel metrics. Sorted: defect-free first, then defective, each
+// by file name.
+std::vector<Sample> load_dagm_public(const std::string& root, int class_id);
+
+// A generic folder: dir/images/*.png (any case). The mask of images/X.png is
+// masks/X.png or masks/X_label.png (any extension case); no mask file means
+// defect-free. An image is defective when its mask has any non-zero pixel
+// (masks are read here for that). Sorted by image file name.
+std::vector<Sample> load_folder_dataset(const std::string& dir);
+
+}  // namespace unetind
