@@ -13,5 +13,12 @@ int& exit_code();
 
 void register_init(CLI::App& app);
 void register_predict(CLI::App& app);
+void register_train(CLI::App& app);
+void register_evaluate(CLI::App& app);
+void register_benchmark(CLI::App& app);
+void register_synth(CLI::App& app);
+void register_import(CLI::App& app);
+void register_inspect(CLI::App& app);
+void register_export(CLI::App& app);
 
 }  // namespace unetind::cli

@@ -26,6 +26,13 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   unetind::cli::register_init(app);
   unetind::cli::register_predict(app);
+  unetind::cli::register_train(app);
+  unetind::cli::register_evaluate(app);
+  unetind::cli::register_benchmark(app);
+  unetind::cli::register_synth(app);
+  unetind::cli::register_import(app);
+  unetind::cli::register_inspect(app);
+  unetind::cli::register_export(app);
 
   try {
     app.parse(argc, argv);

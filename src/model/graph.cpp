@@ -115,6 +115,17 @@ int64_t parameter_count(const Graph& graph) {
   return n;
 }
 
+double forward_flops(const Graph& graph, int height, int width) {
+  double flops = 0;
+  for (const Node& node : graph.nodes) {
+    if (node.kind != OpKind::Conv2d) continue;
+    const ConvSpec& c = graph.convs[node.conv];
+    const double pixels = double(height / node.scale) * (width / node.scale);
+    flops += 2.0 * pixels * c.kernel * c.kernel * c.in_channels * c.out_channels;
+  }
+  return flops;
+}
+
 std::string to_string(Variant v) { return v == Variant::Original ? "original" : "tinyUNet"; }
 
 std::string to_string(Activation a) {

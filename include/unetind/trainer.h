@@ -1,0 +1,106 @@
+// Training with NVIDIA's recipe (SPEC.md section 2): one DAGM class, the
+// chosen loss plus weight decay, centered RMSProp under a staircase learning
+// rate, checkpoints that survive a kill, and exact resume.
+#pragma once
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "unetind/backend.h"
+#include "unetind/dataset.h"
+#include "unetind/loss.h"
+#include "unetind/model.h"
+#include "unetind/optimizer.h"
+
+namespace unetind {
+
+// One optimisation step on a batch: forward, loss, backward, weight decay,
+// RMSProp. Used by the trainer and by `benchmark --mode train`.
+struct StepResult {
+  double loss = 0;            // reconstruction + l2
+  double reconstruction = 0;
+  double l2 = 0;
+  LossKind branch = LossKind::Adaptive;
+};
+
+class TrainingStep {
+ public:
+  TrainingStep(const ModelConfig& model, Backend& backend, int batch, int image_size, Precision precision,
+               LossKind loss, double weight_decay);
+  // images, masks: batch x size x size. Updates `params` and `optimizer`.
+  // Throws Error when the loss is not finite, before anything is updated.
+  StepResult run(std::vector<NamedTensor>& params, RmsProp& optimizer, const float* images, const float* masks,
+                 float lr);
+
+ private:
+  std::unique_ptr<Executor> exec_;
+  LossKind loss_;
+  double weight_decay_;
+  std::vector<float> logits_, dlogits_;
+  std::vector<Tensor> grads_;
+};
+
+struct TrainOptions {
+  std::string data_dir;
+  int class_id = 1;
+  std::string out_dir;
+  int steps = 2500;
+  int batch = 16;
+  int image_size = kModelImageSize;
+  LrSchedule lr;
+  RmsPropConfig rmsprop;
+  double weight_decay = 1e-5;
+  LossKind loss = LossKind::Adaptive;
+  bool augment = true;
+  bool all_images = false;  // NVIDIA trains on the defective images only
+  uint64_t seed = 0;
+  ModelConfig model;
+  Initializer init = Initializer::HeNormal;
+  std::string device = "cpu";
+  int threads = 0;
+  int loader_threads = 2;
+  Precision precision = Precision::F32;
+  int checkpoint_every = 1000;
+  int display_every = 50;
+  int eval_every = 0;  // 0: no evaluation during training
+  bool resume = false;
+};
+
+nlohmann::json to_json(const TrainOptions& options);
+
+struct StepLog {
+  int64_t step = 0;  // steps completed
+  StepResult result;
+  float lr = 0;
+  double images_per_second = 0;
+};
+
+struct TrainHooks {
+  std::function<void(const StepLog&)> on_log;                   // every display_every steps and the last
+  std::function<void(int64_t step, int64_t total)> on_progress;  // every step
+  // Called every eval_every steps with the current weights; the JSON it
+  // returns is logged to metrics.jsonl as {"step": s, "eval": ...}.
+  std::function<nlohmann::json(const Parameters&, int64_t step)> evaluate;
+  std::function<void(const std::string&)> on_message;
+};
+
+struct TrainResult {
+  int64_t step = 0;        // steps completed
+  bool interrupted = false;
+  int signal = 0;          // the signal that stopped it
+};
+
+// Runs (or with options.resume, continues) a training run in options.out_dir:
+// model.safetensors, checkpoint.safetensors, config.json, metrics.jsonl. When
+// *stop becomes non-zero (a signal number, set by the caller's handler) the
+// current step finishes, a checkpoint is written and the run returns
+// interrupted. A non-finite loss throws Error and keeps the last checkpoint.
+TrainResult train(const TrainOptions& options, const TrainHooks& hooks, const std::atomic<int>* stop);
+
+// The samples a run or an evaluation uses: a generic folder data set when
+// `data_dir` holds images/ (or <split>/images/), else DAGM class `class_id`.
+std::vector<Sample> open_split(const std::string& data_dir, int class_id, Split split);
+
+}  // namespace unetind

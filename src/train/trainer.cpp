@@ -1,0 +1,264 @@
+#include "unetind/trainer.h"
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+
+#include "unetind/atomic_file.h"
+#include "unetind/error.h"
+#include "unetind/loader.h"
+
+namespace unetind {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+const char* kCheckpointFormat = "unet-industrial-checkpoint";
+
+// The options that decide the data stream and the model: a resumed run must
+// keep them, or it would not continue the same run.
+const char* kResumeInvariants[] = {"class_id", "batch", "image_size", "seed", "augment", "all_images",
+                                   "variant", "activation", "loss"};
+
+struct RunFiles {
+  std::string model, checkpoint, config, metrics;
+  explicit RunFiles(const std::string& dir)
+      : model((fs::path(dir) / "model.safetensors").string()),
+        checkpoint((fs::path(dir) / "checkpoint.safetensors").string()),
+        config((fs::path(dir) / "config.json").string()),
+        metrics((fs::path(dir) / "metrics.jsonl").string()) {}
+};
+
+// metrics.jsonl is small; it is rewritten whole (atomically) at every log so
+// that a kill never leaves half a line, and a resume drops the lines logged
+// after the checkpoint it continues from.
+class MetricsLog {
+ public:
+  explicit MetricsLog(std::string path) : path_(std::move(path)) {}
+
+  void load_until(int64_t step) {
+    std::ifstream in(path_);
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.empty()) continue;
+      auto j = nlohmann::json::parse(line, nullptr, false);
+      if (j.is_discarded() || !j.contains("step")) continue;  // a torn tail line from an old version
+      if (j["step"].get<int64_t>() <= step) lines_.push_back(line);
+    }
+  }
+  void add(const nlohmann::json& j) {
+    lines_.push_back(j.dump());
+    flush();
+  }
+  void flush() const {
+    std::string all;
+    for (const auto& l : lines_) all += l + "\n";
+    write_file_atomic(path_, all);
+  }
+
+ private:
+  std::string path_;
+  std::vector<std::string> lines_;
+};
+
+bool is_optimizer_slot(const std::string& name) { return name.find("/RMSProp") != std::string::npos; }
+
+void save_checkpoint(const RunFiles& files, const Parameters& params, const RmsProp& optimizer, int64_t step,
+                     const LoaderState& loader_state, const TrainOptions& options) {
+  std::vector<NamedTensor> tensors = params.tensors;
+  for (auto& slot : optimizer.state(params.tensors)) tensors.push_back(std::move(slot));
+  std::map<std::string, std::string> meta{
+      {"format", kCheckpointFormat},
+      {"variant", to_string(params.config.variant)},
+      {"activation", to_string(params.config.activation)},
+      {"step", std::to_string(step)},
+      {"loader_state", nlohmann::json(loader_state).dump()},
+      {"options", to_json(options).dump()},
+  };
+  // The weights first: if a kill lands between the two files, model.safetensors
+  // is never behind the checkpoint a resume continues from.
+  save_parameters(files.model, params, {{"step", std::to_string(step)}});
+  write_safetensors(files.checkpoint, tensors, meta);
+}
+
+struct Restored {
+  Parameters params;
+  int64_t step = 0;
+  LoaderState loader_state;
+};
+
+Restored load_checkpoint(const std::string& path, const TrainOptions& options, RmsProp& optimizer) {
+  SafetensorsFile file = read_safetensors(path);
+  auto meta = [&](const std::string& key) {
+    auto it = file.metadata.find(key);
+    if (it == file.metadata.end()) throw_file_error(path, "not a training checkpoint (no '" + key + "' metadata)");
+    return it->second;
+  };
+  if (meta("format") != kCheckpointFormat) throw_file_error(path, "not a unet-industrial training checkpoint");
+  Restored r;
+  try {
+    const nlohmann::json saved = nlohmann::json::parse(meta("options"));
+    const nlohmann::json now = to_json(options);
+    for (const char* key : kResumeInvariants)
+      if (saved.at(key) != now.at(key))
+        throw_file_error(path, std::string("cannot resume with --") + key + " " + now.at(key).dump() +
+                                   ": the run was started with " + saved.at(key).dump());
+    r.step = std::stoll(meta("step"));
+    r.loader_state = nlohmann::json::parse(meta("loader_state")).get<LoaderState>();
+  } catch (const nlohmann::json::exception& e) {
+    throw_file_error(path, std::string("bad checkpoint metadata: ") + e.what());
+  }
+  r.params.config = options.model;
+  std::vector<NamedTensor> weights;
+  for (const NamedTensor& t : file.tensors)
+    if (!is_optimizer_slot(t.name)) weights.push_back(t);
+  r.params.tensors = match_parameters(options.model, weights, path);
+  optimizer.load_state(r.params.tensors, file.tensors, path);
+  return r;
+}
+
+std::vector<Sample> training_samples(const TrainOptions& options) {
+  std::vector<Sample> all = open_split(options.data_dir, options.class_id, Split::Train);
+  if (options.all_images) return all;
+  std::vector<Sample> defective;
+  for (const Sample& s : all)
+    if (s.defective) defective.push_back(s);
+  if (defective.empty())
+    throw_file_error(options.data_dir, "the Train split of class " + std::to_string(options.class_id) +
+                                           " has no defective images (train on all with --all-images)");
+  return defective;
+}
+
+}  // namespace
+
+nlohmann::json to_json(const TrainOptions& o) {
+  return {{"data_dir", o.data_dir},
+          {"class_id", o.class_id},
+          {"steps", o.steps},
+          {"batch", o.batch},
+          {"image_size", o.image_size},
+          {"lr", o.lr.base},
+          {"lr_decay_steps", o.lr.decay_steps},
+          {"lr_decay_factor", o.lr.factor},
+          {"rmsprop_decay", o.rmsprop.decay},
+          {"rmsprop_momentum", o.rmsprop.momentum},
+          {"rmsprop_epsilon", o.rmsprop.epsilon},
+          {"rmsprop_centered", o.rmsprop.centered},
+          {"weight_decay", o.weight_decay},
+          {"loss", to_string(o.loss)},
+          {"augment", o.augment},
+          {"all_images", o.all_images},
+          {"seed", o.seed},
+          {"variant", to_string(o.model.variant)},
+          {"activation", to_string(o.model.activation)},
+          {"init", to_string(o.init)},
+          {"device", o.device},
+          {"precision", to_string(o.precision)},
+          {"checkpoint_every", o.checkpoint_every},
+          {"eval_every", o.eval_every}};
+}
+
+TrainResult train(const TrainOptions& options, const TrainHooks& hooks, const std::atomic<int>* stop) {
+  if (options.steps < 1 || options.batch < 1) throw Error("--steps and --batch must be at least 1");
+  if (options.checkpoint_every < 1 || options.display_every < 1)
+    throw Error("--checkpoint-every and --display-every must be at least 1");
+  fs::create_directories(options.out_dir);
+  const RunFiles files(options.out_dir);
+  auto message = [&](const std::string& m) {
+    if (hooks.on_message) hooks.on_message(m);
+  };
+
+  RmsProp optimizer(options.rmsprop);
+  Parameters params;
+  int64_t step = 0;
+  LoaderState loader_state;
+  MetricsLog metrics(files.metrics);
+  const bool resuming = options.resume && fs::exists(files.checkpoint);
+  if (resuming) {
+    Restored r = load_checkpoint(files.checkpoint, options, optimizer);
+    params = std::move(r.params);
+    step = r.step;
+    loader_state = r.loader_state;
+    metrics.load_until(step);
+    message("resuming " + files.checkpoint + " at step " + std::to_string(step));
+  } else {
+    if (options.resume) message("no checkpoint in " + options.out_dir + ": starting a new run");
+    params = init_parameters(options.model, options.init, options.seed);
+  }
+  nlohmann::json config = to_json(options);
+  config["resumed_from_step"] = step;
+  write_file_atomic(files.config, config.dump(2) + "\n");
+
+  std::vector<Sample> samples = training_samples(options);
+  const LoaderConfig loader_config{options.batch, options.image_size, options.augment, true, true,
+                                   options.seed, options.loader_threads, 4};
+  std::unique_ptr<Loader> loader = resuming ? std::make_unique<Loader>(samples, loader_config, loader_state)
+                                            : std::make_unique<Loader>(samples, loader_config);
+  message("training on " + std::to_string(samples.size()) + " image(s), " + std::to_string(options.steps - step) +
+          " step(s) to go");
+
+  auto backend = make_backend(options.device, options.threads);
+  TrainingStep trainer(options.model, *backend, options.batch, options.image_size, options.precision, options.loss,
+                       options.weight_decay);
+  int64_t last_checkpoint = step;
+  auto checkpoint = [&] {
+    save_checkpoint(files, params, optimizer, step, loader->state(), options);
+    metrics.flush();
+    last_checkpoint = step;
+  };
+
+  auto window_start = std::chrono::steady_clock::now();
+  int64_t window_images = 0;
+  while (step < options.steps) {
+    Batch batch = loader->next();
+    const float lr = options.lr.at(step);
+    StepResult r;
+    try {
+      r = trainer.run(params.tensors, optimizer, batch.images.data(), batch.masks.data(), lr);
+    } catch (const Error& e) {
+      throw Error("step " + std::to_string(step + 1) + ": " + e.what() + "; training stopped, the last good checkpoint (step " +
+                  std::to_string(last_checkpoint) + ") is kept in " + options.out_dir);
+    }
+    ++step;
+    window_images += batch.count;
+    if (hooks.on_progress) hooks.on_progress(step, options.steps);
+
+    if (step % options.display_every == 0 || step == options.steps) {
+      const double seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - window_start).count();
+      StepLog log{step, r, lr, seconds > 0 ? window_images / seconds : 0};
+      metrics.add({{"step", step},
+                   {"loss", r.loss},
+                   {"reconstruction", r.reconstruction},
+                   {"l2", r.l2},
+                   {"loss_branch", to_string(r.branch)},
+                   {"lr", lr},
+                   {"images_per_s", log.images_per_second}});
+      if (hooks.on_log) hooks.on_log(log);
+      window_start = std::chrono::steady_clock::now();
+      window_images = 0;
+    }
+    if (options.eval_every > 0 && step % options.eval_every == 0 && hooks.evaluate)
+      metrics.add({{"step", step}, {"eval", hooks.evaluate(params, step)}});
+    if (step % options.checkpoint_every == 0) checkpoint();
+    if (stop && stop->load() != 0) {
+      checkpoint();
+      return {step, true, stop->load()};
+    }
+  }
+  checkpoint();
+  return {step, false, 0};
+}
+
+std::vector<Sample> open_split(const std::string& data_dir, int class_id, Split split) {
+  std::error_code ec;
+  if (fs::is_directory(fs::path(data_dir) / "images", ec)) return load_folder_dataset(data_dir);
+  std::string lower = to_string(split);
+  for (char& c : lower) c = static_cast<char>(std::tolower(c));
+  const fs::path split_dir = fs::path(data_dir) / lower;
+  if (fs::is_directory(split_dir / "images", ec)) return load_folder_dataset(split_dir.string());
+  return load_dagm_split(data_dir, class_id, split);
+}
+
+}  // namespace unetind

@@ -1,0 +1,119 @@
+// `unet-industrial benchmark`: NVIDIA's training_benchmark and
+// inference_benchmark on synthetic input: images/s, latency percentiles per
+// batch, peak resident memory and achieved GFLOP/s.
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+
+#include "commands.h"
+#include "unetind/atomic_file.h"
+#include "unetind/error.h"
+#include "unetind/predictor.h"
+#include "unetind/trainer.h"
+
+namespace unetind::cli {
+
+namespace {
+
+struct Options {
+  std::string mode = "infer", precision = "fp32", device = "cpu", json, model;
+  int batch = 8, threads = 0, iters = 20, warmup = 3, image_size = kModelImageSize;
+};
+
+double percentile(std::vector<double> v, double p) {
+  std::sort(v.begin(), v.end());
+  const double pos = p * (v.size() - 1);
+  const size_t lo = static_cast<size_t>(pos);
+  const size_t hi = std::min(lo + 1, v.size() - 1);
+  return v[lo] + (v[hi] - v[lo]) * (pos - lo);
+}
+
+double peak_rss_mb() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_maxrss / 1024.0;  // Linux reports kB
+}
+
+void run_benchmark(const Options& opt) {
+  if (opt.iters < 1 || opt.warmup < 0 || opt.batch < 1) throw Error("--iters and --batch must be at least 1");
+  check_image_size(opt.image_size);
+  const bool train = opt.mode == "train";
+  const Precision precision = parse_precision(opt.precision);
+  Parameters params = opt.model.empty() ? init_parameters({}, Initializer::HeNormal, 0) : load_parameters(opt.model);
+  const Graph graph = build_graph(params.config);
+  const size_t pixels = static_cast<size_t>(opt.image_size) * opt.image_size;
+
+  // Synthetic input, as the reference's benchmarks: noise images, blob masks.
+  std::vector<float> images(opt.batch * pixels), masks(opt.batch * pixels), out(opt.batch * pixels);
+  uint32_t state = 12345;
+  for (float& v : images) v = ((state = state * 1664525u + 1013904223u) >> 8) * (2.0f / 16777216.0f) - 1.0f;
+  for (size_t i = 0; i < masks.size(); ++i) masks[i] = (i % pixels) < pixels / 16 ? 1.0f : 0.0f;
+
+  auto backend = make_backend(opt.device, opt.threads);
+  std::function<void()> iteration;
+  std::unique_ptr<Predictor> predictor;
+  std::unique_ptr<TrainingStep> step;
+  RmsProp optimizer;
+  if (train) {
+    step = std::make_unique<TrainingStep>(params.config, *backend, opt.batch, opt.image_size, precision,
+                                          LossKind::Adaptive, 1e-5);
+    iteration = [&] { step->run(params.tensors, optimizer, images.data(), masks.data(), 1e-4f); };
+  } else {
+    predictor = std::make_unique<Predictor>(params, std::move(backend), opt.image_size, precision);
+    iteration = [&] { predictor->run(images.data(), opt.batch, out.data()); };
+  }
+
+  for (int i = 0; i < opt.warmup; ++i) iteration();
+  std::vector<double> ms;
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < opt.iters; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    iteration();
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double images_per_s = opt.iters * opt.batch / seconds;
+  // A training step is the forward pass plus the backward's two passes
+  // (data and weights), about 3x the forward's work.
+  const double flops_per_image = forward_flops(graph, opt.image_size, opt.image_size) * (train ? 3.0 : 1.0);
+  const double gflops = images_per_s * flops_per_image / 1e9;
+
+  std::printf("mode %s, %s, batch %d, %dx%d, %d threads, %d iterations after %d warm-up\n", opt.mode.c_str(),
+              opt.precision.c_str(), opt.batch, opt.image_size, opt.image_size, cpu_threads(), opt.iters, opt.warmup);
+  std::printf("throughput: %.2f images/s (%.1f GFLOP/s)\n", images_per_s, gflops);
+  std::printf("latency per batch: p50 %.1f ms, p90 %.1f ms, p99 %.1f ms\n", percentile(ms, 0.5), percentile(ms, 0.9),
+              percentile(ms, 0.99));
+  std::printf("peak resident memory: %.0f MB\n", peak_rss_mb());
+  if (!opt.json.empty()) {
+    nlohmann::json j = {{"mode", opt.mode},           {"precision", opt.precision},
+                        {"device", opt.device},       {"batch", opt.batch},
+                        {"image_size", opt.image_size}, {"threads", cpu_threads()},
+                        {"iters", opt.iters},         {"warmup", opt.warmup},
+                        {"images_per_s", images_per_s}, {"gflops", gflops},
+                        {"latency_ms", {{"p50", percentile(ms, 0.5)}, {"p90", percentile(ms, 0.9)}, {"p99", percentile(ms, 0.99)}}},
+                        {"peak_rss_mb", peak_rss_mb()}};
+    write_file_atomic(opt.json, j.dump(2) + "\n");
+  }
+}
+
+}  // namespace
+
+void register_benchmark(CLI::App& app) {
+  auto opt = std::make_shared<Options>();
+  CLI::App* cmd = app.add_subcommand("benchmark", "Measure training or inference speed on synthetic input");
+  cmd->add_option("--mode", opt->mode, "train or infer")->check(CLI::IsMember({"train", "infer"}))->capture_default_str();
+  cmd->add_option("--batch", opt->batch, "Batch size")->capture_default_str();
+  cmd->add_option("--precision", opt->precision, "fp32 or bf16")->capture_default_str();
+  cmd->add_option("--threads", opt->threads, "CPU threads (0: all cores)")->capture_default_str();
+  cmd->add_option("--iters", opt->iters, "Timed iterations")->capture_default_str();
+  cmd->add_option("--warmup", opt->warmup, "Untimed warm-up iterations")->capture_default_str();
+  cmd->add_option("--image-size", opt->image_size, "Image size (multiple of 16)")->capture_default_str();
+  cmd->add_option("--device", opt->device, "Compute device")->capture_default_str();
+  cmd->add_option("--model", opt->model, "Weights to use (default: freshly initialised)");
+  cmd->add_option("--json", opt->json, "Also write the results as JSON");
+  cmd->callback([opt] { run_benchmark(*opt); });
+}
+
+}  // namespace unetind::cli

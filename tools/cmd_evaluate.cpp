@@ -1,0 +1,62 @@
+// `unet-industrial evaluate`: NVIDIA's metrics (and more) on a Test split,
+// as a table, JSON, a per-image CSV and an HTML report.
+#include <cstdio>
+
+#include "commands.h"
+#include "progress.h"
+#include "unetind/atomic_file.h"
+#include "unetind/evaluation.h"
+#include "unetind/trainer.h"
+
+namespace unetind::cli {
+
+void register_evaluate(CLI::App& app) {
+  struct Options {
+    std::string data, model, json, csv, report, split = "Test", device = "cpu", precision = "fp32";
+    int class_id = 1, batch = 8, image_size = kModelImageSize, threads = 0;
+  };
+  auto opt = std::make_shared<Options>();
+  CLI::App* cmd = app.add_subcommand("evaluate", "Measure a model on a data set split (NVIDIA's metrics and more)");
+  cmd->add_option("--data", opt->data, "DAGM 2007 root (holding ClassN/) or a folder data set")->required();
+  cmd->add_option("--class", opt->class_id, "DAGM class (1-10)")->capture_default_str();
+  cmd->add_option("--model", opt->model, "Weights file (.safetensors)")->required();
+  cmd->add_option("--split", opt->split, "Train or Test")->check(CLI::IsMember({"Train", "Test"}))->capture_default_str();
+  cmd->add_option("--json", opt->json, "Write every metric and per-image row as JSON");
+  cmd->add_option("--csv", opt->csv, "Write the per-image CSV (file, label, score, Dice at 0.5)");
+  cmd->add_option("--report", opt->report, "Write a self-contained HTML report");
+  cmd->add_option("--batch", opt->batch, "Images per forward pass")->capture_default_str();
+  cmd->add_option("--image-size", opt->image_size, "Crop/pad images to this size (multiple of 16)")->capture_default_str();
+  cmd->add_option("--threads", opt->threads, "CPU threads (0: all cores)")->capture_default_str();
+  cmd->add_option("--device", opt->device, "Compute device")->capture_default_str();
+  cmd->add_option("--precision", opt->precision, "fp32 or bf16")->capture_default_str();
+  cmd->callback([opt] {
+    const Split split = opt->split == "Train" ? Split::Train : Split::Test;
+    const std::vector<Sample> samples = open_split(opt->data, opt->class_id, split);
+    Predictor predictor(load_parameters(opt->model), make_backend(opt->device, opt->threads), opt->image_size,
+                        parse_precision(opt->precision));
+    Progress progress("evaluate", static_cast<long>(samples.size()));
+    EvaluationOptions eo;
+    eo.batch = opt->batch;
+    eo.on_progress = [&](size_t done, size_t) { progress.update(static_cast<long>(done)); };
+    const EvalReport report = evaluate_samples(predictor, samples, eo);
+    std::printf("%s", format_table(report).c_str());
+    if (!opt->json.empty()) {
+      nlohmann::json j = to_json(report);
+      j["model"] = opt->model;
+      j["data"] = opt->data;
+      j["class"] = opt->class_id;
+      j["split"] = opt->split;
+      write_file_atomic(opt->json, j.dump(2) + "\n");
+    }
+    if (!opt->csv.empty()) write_file_atomic(opt->csv, per_image_csv(report));
+    if (!opt->report.empty()) {
+      ReportInputs in = build_report(predictor, samples, report,
+                                     "Class " + std::to_string(opt->class_id) + " " + opt->split + ": " + opt->model);
+      in.run_info = {{"model", opt->model}, {"data", opt->data}, {"class", opt->class_id}, {"split", opt->split}};
+      write_file_atomic(opt->report, render_html_report(in));
+      std::printf("report: %s\n", opt->report.c_str());
+    }
+  });
+}
+
+}  // namespace unetind::cli

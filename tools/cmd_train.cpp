@@ -1,0 +1,101 @@
+// `unet-industrial train`: NVIDIA's recipe on one DAGM class (or a folder
+// data set). Ctrl-C / SIGTERM finish the step, checkpoint and exit 130 / 143.
+#include <csignal>
+#include <cstdio>
+
+#include "commands.h"
+#include "progress.h"
+#include "unetind/trainer.h"
+
+namespace unetind::cli {
+
+namespace {
+
+std::atomic<int> g_stop_signal{0};
+extern "C" void on_stop_signal(int sig) { g_stop_signal.store(sig); }
+
+}  // namespace
+
+void register_train(CLI::App& app) {
+  struct Options {
+    TrainOptions train;
+    std::string loss = "adaptive_loss", variant = "tinyUNet", activation = "relu", init = "he_normal";
+    std::string precision = "fp32";
+    bool no_augment = false;
+    float lr = 1e-4f;
+  };
+  auto opt = std::make_shared<Options>();
+  TrainOptions& t = opt->train;
+  CLI::App* cmd = app.add_subcommand("train", "Train a model on one DAGM class (NVIDIA's recipe)");
+  cmd->add_option("--data", t.data_dir, "DAGM 2007 root (holding ClassN/) or a folder data set (images/, masks/)")
+      ->required();
+  cmd->add_option("--class", t.class_id, "DAGM class (1-10)")->capture_default_str();
+  cmd->add_option("--out", t.out_dir, "Run directory")->required();
+  cmd->add_option("--steps", t.steps, "Training steps")->capture_default_str();
+  cmd->add_option("--batch", t.batch, "Batch size")->capture_default_str();
+  cmd->add_option("--image-size", t.image_size, "Crop/pad images to this size (multiple of 16)")->capture_default_str();
+  cmd->add_option("--lr", opt->lr, "Base learning rate")->capture_default_str();
+  cmd->add_option("--lr-decay-steps", t.lr.decay_steps, "Staircase decay interval")->capture_default_str();
+  cmd->add_option("--lr-decay-factor", t.lr.factor, "Staircase decay factor")->capture_default_str();
+  cmd->add_option("--rmsprop-decay", t.rmsprop.decay, "RMSProp rho")->capture_default_str();
+  cmd->add_option("--rmsprop-momentum", t.rmsprop.momentum, "RMSProp momentum")->capture_default_str();
+  cmd->add_option("--weight-decay", t.weight_decay, "L2 weight decay coefficient")->capture_default_str();
+  cmd->add_option("--loss", opt->loss, "Loss")
+      ->check(CLI::IsMember({"adaptive_loss", "x-entropy", "dice_sorensen", "dice_jaccard", "l2_loss"}))
+      ->capture_default_str();
+  cmd->add_flag("--no-augment", opt->no_augment, "Disable flip/rot90 augmentation");
+  cmd->add_flag("--all-images", t.all_images, "Train on defect-free images too (NVIDIA: defective only)");
+  cmd->add_option("--seed", t.seed, "Seed for initialisation, shuffling and augmentation")->capture_default_str();
+  cmd->add_option("--variant", opt->variant, "Model variant")->check(CLI::IsMember({"tinyUNet", "original"}))->capture_default_str();
+  cmd->add_option("--activation", opt->activation, "Activation")->check(CLI::IsMember({"relu", "leaky_relu"}))->capture_default_str();
+  cmd->add_option("--init", opt->init, "Kernel initialiser")
+      ->check(CLI::IsMember({"he_normal", "he_uniform", "glorot_normal", "glorot_uniform", "orthogonal"}))
+      ->capture_default_str();
+  cmd->add_option("--device", t.device, "Compute device")->capture_default_str();
+  cmd->add_option("--threads", t.threads, "CPU compute threads (0: all cores)")->capture_default_str();
+  cmd->add_option("--loader-threads", t.loader_threads, "PNG decoding threads")->capture_default_str();
+  cmd->add_option("--precision", opt->precision, "fp32 or bf16")->capture_default_str();
+  cmd->add_option("--checkpoint-every", t.checkpoint_every, "Steps between checkpoints")->capture_default_str();
+  cmd->add_option("--display-every", t.display_every, "Steps between log lines")->capture_default_str();
+  cmd->add_flag("--resume", t.resume, "Continue the run in --out from its checkpoint");
+
+  cmd->callback([opt] {
+    TrainOptions t = opt->train;
+    t.lr.base = opt->lr;
+    t.loss = parse_loss_kind(opt->loss);
+    t.model = {parse_variant(opt->variant), parse_activation(opt->activation)};
+    t.init = parse_initializer(opt->init);
+    t.precision = parse_precision(opt->precision);
+    t.augment = !opt->no_augment;
+
+    std::signal(SIGINT, on_stop_signal);
+    std::signal(SIGTERM, on_stop_signal);
+    Progress progress("train", t.steps);
+    std::string last_loss;
+    TrainHooks hooks;
+    hooks.on_message = [&](const std::string& m) { std::fprintf(stderr, "%s\n", m.c_str()); };
+    hooks.on_progress = [&](int64_t step, int64_t) { progress.update(static_cast<long>(step), last_loss); };
+    hooks.on_log = [&](const StepLog& log) {
+      char line[160];
+      std::snprintf(line, sizeof line, "loss %.5f (%s %.5f + l2 %.5f)  lr %.3g  %.2f img/s", log.result.loss,
+                    to_string(log.result.branch).c_str(), log.result.reconstruction, log.result.l2, log.lr,
+                    log.images_per_second);
+      last_loss = line;
+      if (!progress.active()) std::printf("step %lld/%d  %s\n", static_cast<long long>(log.step), t.steps, line);
+      std::fflush(stdout);
+    };
+    TrainResult r = train(t, hooks, &g_stop_signal);
+    std::signal(SIGINT, SIG_DFL);
+    std::signal(SIGTERM, SIG_DFL);
+    if (r.interrupted) {
+      std::fprintf(stderr, "\nstopped by signal %d at step %lld; checkpoint written, continue with --resume\n",
+                   r.signal, static_cast<long long>(r.step));
+      exit_code() = 128 + r.signal;
+      return;
+    }
+    std::printf("trained %lld steps; weights in %s/model.safetensors\n", static_cast<long long>(r.step),
+                t.out_dir.c_str());
+  });
+}
+
+}  // namespace unetind::cli
