@@ -21,18 +21,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct Options {
-  std::string model;
-  std::string out;
-  float threshold = 0.5f;
-  int batch = 8;
-  int threads = 0;
-  int image_size = kModelImageSize;
-  std::string device = "cpu";
-  std::string precision = "fp32";
-  std::vector<std::string> inputs;
-};
-
 bool is_png(const fs::path& p) {
   std::string ext = p.extension().string();
   std::transform(ext.begin(), ext.end(), ext.begin(), ::tolower);
@@ -68,7 +56,7 @@ struct Row {
   long defect_pixels;
 };
 
-void write_outputs(const Options& opt, const std::string& file, const PreparedImage& p, const float* prob, Row& row) {
+void write_outputs(const PredictOptions& opt, const std::string& file, const PreparedImage& p, const float* prob, Row& row) {
   const int s = opt.image_size;
   const std::string stem = (fs::path(opt.out) / fs::path(file).stem()).string();
   Tensor t({s, s});
@@ -88,7 +76,9 @@ void write_outputs(const Options& opt, const std::string& file, const PreparedIm
   write_png_rgb8(stem + "_overlay.png", make_overlay(img, back.data(), opt.threshold, nullptr));
 }
 
-void run_predict(const Options& opt) {
+}  // namespace
+
+void run_predict(const PredictOptions& opt) {
   check_image_size(opt.image_size);
   if (opt.batch < 1) throw Error("--batch must be at least 1");
   const std::vector<std::string> files = collect_inputs(opt.inputs);
@@ -144,10 +134,8 @@ void run_predict(const Options& opt) {
   }
 }
 
-}  // namespace
-
 void register_predict(CLI::App& app) {
-  auto opt = std::make_shared<Options>();
+  auto opt = std::make_shared<PredictOptions>();
   CLI::App* cmd = app.add_subcommand("predict", "Segment defects in PNG images");
   cmd->add_option("--model", opt->model, "Weights file (.safetensors)")->required();
   cmd->add_option("--out", opt->out, "Output directory")->required();

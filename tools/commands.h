@@ -11,11 +11,26 @@ namespace unetind::cli {
 // a bad file) sets this.
 int& exit_code();
 
+// `predict`'s work, which `demo` runs too.
+struct PredictOptions {
+  std::string model;
+  std::string out;
+  float threshold = 0.5f;
+  int batch = 8;
+  int threads = 0;
+  int image_size = 512;
+  std::string device = "cpu";
+  std::string precision = "fp32";
+  std::vector<std::string> inputs;
+};
+void run_predict(const PredictOptions& options);
+
 void register_init(CLI::App& app);
 void register_predict(CLI::App& app);
 void register_train(CLI::App& app);
 void register_evaluate(CLI::App& app);
 void register_benchmark(CLI::App& app);
+void register_demo(CLI::App& app);
 void register_synth(CLI::App& app);
 void register_import(CLI::App& app);
 void register_inspect(CLI::App& app);

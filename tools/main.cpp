@@ -29,6 +29,7 @@ int main(int argc, char** argv) {
   unetind::cli::register_train(app);
   unetind::cli::register_evaluate(app);
   unetind::cli::register_benchmark(app);
+  unetind::cli::register_demo(app);
   unetind::cli::register_synth(app);
   unetind::cli::register_import(app);
   unetind::cli::register_inspect(app);
