@@ -156,6 +156,25 @@ TEST(Train, ResumeRefusesAnotherRecipe) {
   EXPECT_NE(log.find("batch"), std::string::npos) << log;
 }
 
+TEST(Train, EvalEveryLogsTestMetrics) {
+  test::TempDir dir;
+  const std::string data = make_class(dir, 5, 32, 4, 2, 2);
+  std::string log;
+  ASSERT_EQ(test::run_cli("train --data " + data + " --class 5 --image-size 32 --batch 2 --steps 4 --eval-every 2 " +
+                              "--display-every 4 --out " + dir.str("run"), &log), 0) << log;
+  std::ifstream metrics(dir.str("run/metrics.jsonl"));
+  std::string line;
+  std::vector<int64_t> eval_steps;
+  while (std::getline(metrics, line)) {
+    auto j = nlohmann::json::parse(line);
+    if (!j.contains("eval")) continue;
+    eval_steps.push_back(j["step"].get<int64_t>());
+    EXPECT_EQ(j["eval"]["n_images"].get<int>(), 4);
+    EXPECT_EQ(j["eval"]["thresholds"].size(), 8u);
+  }
+  EXPECT_EQ(eval_steps, (std::vector<int64_t>{2, 4}));
+}
+
 TEST(Train, BadDataGetsErrorsNamingTheFile) {
   test::TempDir dir;
   const std::string data = make_class(dir, 4, 32, 4, 1, 1);

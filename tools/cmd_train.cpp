@@ -5,6 +5,7 @@
 
 #include "commands.h"
 #include "progress.h"
+#include "unetind/evaluation.h"
 #include "unetind/trainer.h"
 
 namespace unetind::cli {
@@ -58,6 +59,8 @@ void register_train(CLI::App& app) {
   cmd->add_option("--checkpoint-every", t.checkpoint_every, "Steps between checkpoints")->capture_default_str();
   cmd->add_option("--display-every", t.display_every, "Steps between log lines")->capture_default_str();
   cmd->add_flag("--resume", t.resume, "Continue the run in --out from its checkpoint");
+  cmd->add_option("--eval-every", t.eval_every, "Evaluate on the Test split every K steps (0: never)")
+      ->capture_default_str();
 
   cmd->callback([opt] {
     TrainOptions t = opt->train;
@@ -84,6 +87,24 @@ void register_train(CLI::App& app) {
       if (!progress.active()) std::printf("step %lld/%d  %s\n", static_cast<long long>(log.step), t.steps, line);
       std::fflush(stdout);
     };
+    std::vector<Sample> test_samples;
+    if (t.eval_every > 0) {
+      test_samples = open_split(t.data_dir, t.class_id, Split::Test);
+      // NVIDIA's train_and_evaluate: the metrics of the current weights on
+      // the Test split, logged to metrics.jsonl without the per-image rows.
+      hooks.evaluate = [&](const Parameters& params, int64_t step) {
+        Predictor predictor(params, make_backend(t.device, t.threads), t.image_size, t.precision);
+        const EvalReport report = evaluate_samples(predictor, test_samples, {});
+        const ThresholdResult& half = report.thresholds[kHalfThresholdIndex];
+        if (!progress.active())
+          std::printf("step %lld  eval: Dice@0.5 %.4f (defective %.4f), AUROC %s\n", static_cast<long long>(step),
+                      half.dice_all.value_or(0), half.dice_defective.value_or(0),
+                      report.auroc ? std::to_string(*report.auroc).c_str() : "n/a");
+        nlohmann::json j = to_json(report);
+        j.erase("images");
+        return j;
+      };
+    }
     TrainResult r = train(t, hooks, &g_stop_signal);
     std::signal(SIGINT, SIG_DFL);
     std::signal(SIGTERM, SIG_DFL);
