@@ -3,10 +3,12 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <algorithm>
 #include <filesystem>
 
 #include "reference_ops.h"
 #include "test_util.h"
+#include "unetind/atomic_file.h"
 #include "unetind/backend.h"
 #include "unetind/error.h"
 #include "unetind/npy.h"
@@ -188,6 +190,56 @@ TEST(Predict, MatchesReferenceOnANon512ImageCroppedAndPadded) {
   for (size_t i = 0; i < px.size(); ++i) px[i] = static_cast<uint8_t>((i * 40503u) >> 7);
   write_png_gray8(dir.str("odd.png"), 150, 101, px);
   expect_predict_matches_reference(dir.str("odd.png"), 128, dir);
+}
+
+TEST(Predict, RunsOnEveryRealDagmImageAndSkipsABadOne) {
+  const std::string shared = test::shared_dir();
+  if (shared.empty()) GTEST_SKIP() << "../shared (real DAGM fixtures) is absent";
+  test::TempDir dir;
+  const std::string weights = dir.str("w.safetensors");
+  std::string log;
+  ASSERT_EQ(test::run_cli("init --out " + weights, &log), 0) << log;
+  std::vector<std::string> images;
+  std::string inputs;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(shared + "/fixtures/dagm2007")) {
+    const std::string p = e.path().string();
+    if (e.path().extension() == ".PNG" && p.find("/Label/") == std::string::npos) {
+      images.push_back(p);
+      // Stems repeat across classes: one predict call per folder.
+    }
+  }
+  ASSERT_GE(images.size(), 20u);
+  // A corrupt PNG among real ones: reported by name, the rest processed.
+  const std::string bad = dir.str("corrupt.png");
+  write_png_gray8(bad, 4, 4, std::vector<uint8_t>(16, 0));
+  std::string bytes = unetind::read_file(bad);
+  bytes.resize(bytes.size() / 2);
+  unetind::write_file_atomic(bad, bytes);
+
+  size_t predicted = 0;
+  for (const std::string folder : {"Class1/Train", "Class1/Test", "Class2/Train", "Class4/Train"}) {
+    const std::string out = dir.str(std::string("out_") + std::to_string(predicted));
+    const std::string src = shared + "/fixtures/dagm2007/" + folder;
+    const int code = test::run_cli("predict --batch 4 --model " + weights + " --out " + out + " " + src + " " + bad, &log);
+    EXPECT_EQ(code, 1) << log;
+    EXPECT_NE(log.find(bad), std::string::npos) << log;
+    for (const auto& e : std::filesystem::directory_iterator(src)) {
+      if (e.path().extension() != ".PNG") continue;
+      const std::string stem = e.path().stem().string();
+      Tensor prob = read_npy(out + "/" + stem + "_prob.npy");
+      ASSERT_EQ(prob.shape, (Shape{512, 512}));
+      for (float v : prob.data) ASSERT_TRUE(v >= 0.f && v <= 1.f);
+      const GrayImage mask = read_png_gray(out + "/" + stem + "_mask.png");
+      EXPECT_EQ(mask.width, 512);
+      EXPECT_TRUE(std::filesystem::exists(out + "/" + stem + "_overlay.png"));
+      ++predicted;
+    }
+    const std::string csv = unetind::read_file(out + "/predictions.csv");
+    EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 1 + std::count_if(
+        std::filesystem::directory_iterator(src), std::filesystem::directory_iterator(),
+        [](const auto& e) { return e.path().extension() == ".PNG"; }));
+  }
+  EXPECT_EQ(predicted, images.size());
 }
 
 }  // namespace
