@@ -12,8 +12,10 @@
 
 namespace unetind {
 
-enum class Precision { F32, BF16 };
-std::string to_string(Precision p);  // "fp32" | "bf16"
+// TF32: fp32 tensors, convolutions allowed to use TF32 tensor cores (CUDA;
+// the CPU backend computes it as fp32).
+enum class Precision { F32, TF32, BF16 };
+std::string to_string(Precision p);  // "fp32" | "tf32" | "bf16"
 Precision parse_precision(const std::string& s);
 
 // H and W must be divisible by the graph's deepest pooling factor (16 for

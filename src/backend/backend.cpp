@@ -2,6 +2,9 @@
 #include <omp.h>
 
 #include "backend/cpu/cpu_executor.h"
+#ifdef UNETIND_HAVE_CUDA
+#include "backend/cuda/cuda_executor.h"
+#endif
 #include "unetind/backend.h"
 #include "unetind/error.h"
 
@@ -17,20 +20,42 @@ class CpuBackend final : public Backend {
 };
 }  // namespace
 
-std::string to_string(Precision p) { return p == Precision::BF16 ? "bf16" : "fp32"; }
+std::string to_string(Precision p) {
+  switch (p) {
+    case Precision::TF32: return "tf32";
+    case Precision::BF16: return "bf16";
+    case Precision::F32: break;
+  }
+  return "fp32";
+}
 
 Precision parse_precision(const std::string& s) {
   if (s == "fp32") return Precision::F32;
+  if (s == "tf32") return Precision::TF32;
   if (s == "bf16") return Precision::BF16;
-  throw Error("unknown precision '" + s + "' (choose from fp32, bf16)");
+  throw Error("unknown precision '" + s + "' (choose from fp32, tf32, bf16)");
 }
 
-std::vector<std::string> available_backends() { return {"cpu"}; }
+std::vector<std::string> available_backends() {
+  std::vector<std::string> names{"cpu"};
+#ifdef UNETIND_HAVE_CUDA
+  for (int i = 0, n = cuda::device_count(); i < n; ++i) names.push_back("cuda:" + std::to_string(i));
+#endif
+  return names;
+}
 
 std::unique_ptr<Backend> make_backend(const std::string& device, int threads) {
   if (device == "cpu") {
     if (threads > 0) set_cpu_threads(threads);
     return std::make_unique<CpuBackend>();
+  }
+  if (device == "cuda" || device.starts_with("cuda:")) {
+#ifdef UNETIND_HAVE_CUDA
+    return cuda::make_cuda_backend(device);
+#else
+    throw Error("device '" + device +
+                "': this build has no CUDA backend (UNETIND_WITH_CUDA=OFF, or CMake found no CUDA toolkit and cuDNN)");
+#endif
   }
   std::string names;
   for (const auto& b : available_backends()) names += (names.empty() ? "" : ", ") + b;
