@@ -1,6 +1,8 @@
 #include "unetind/trainer.h"
 
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
@@ -130,6 +132,13 @@ std::vector<Sample> training_samples(const TrainOptions& options) {
   return defective;
 }
 
+// A float option as the decimal the user wrote (1e-4, not 0.0001000000047).
+double decimal(float v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.7g", v);
+  return std::strtod(buf, nullptr);
+}
+
 }  // namespace
 
 nlohmann::json to_json(const TrainOptions& o) {
@@ -138,12 +147,12 @@ nlohmann::json to_json(const TrainOptions& o) {
           {"steps", o.steps},
           {"batch", o.batch},
           {"image_size", o.image_size},
-          {"lr", o.lr.base},
+          {"lr", decimal(o.lr.base)},
           {"lr_decay_steps", o.lr.decay_steps},
-          {"lr_decay_factor", o.lr.factor},
-          {"rmsprop_decay", o.rmsprop.decay},
-          {"rmsprop_momentum", o.rmsprop.momentum},
-          {"rmsprop_epsilon", o.rmsprop.epsilon},
+          {"lr_decay_factor", decimal(o.lr.factor)},
+          {"rmsprop_decay", decimal(o.rmsprop.decay)},
+          {"rmsprop_momentum", decimal(o.rmsprop.momentum)},
+          {"rmsprop_epsilon", decimal(o.rmsprop.epsilon)},
           {"rmsprop_centered", o.rmsprop.centered},
           {"weight_decay", o.weight_decay},
           {"loss", to_string(o.loss)},
