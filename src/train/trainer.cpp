@@ -1,6 +1,11 @@
 #include "unetind/trainer.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -32,36 +37,46 @@ struct RunFiles {
         metrics((fs::path(dir) / "metrics.jsonl").string()) {}
 };
 
-// metrics.jsonl is small; it is rewritten whole (atomically) at every log so
-// that a kill never leaves half a line, and a resume drops the lines logged
-// after the checkpoint it continues from.
+// metrics.jsonl: one JSON object a line, appended with a single write() each
+// (no fsync per line: that cost more than the training steps of small runs)
+// and synced at every checkpoint. A kill can leave a torn last line; loading
+// skips it. A resume rewrites the file atomically with the lines up to the
+// checkpoint's step, so the log never has a step twice.
 class MetricsLog {
  public:
   explicit MetricsLog(std::string path) : path_(std::move(path)) {}
+  ~MetricsLog() {
+    if (fd_ >= 0) ::close(fd_);
+  }
 
-  void load_until(int64_t step) {
+  void start_new() { open_for_append(O_TRUNC); }
+
+  void resume_at(int64_t step) {
     std::ifstream in(path_);
-    std::string line;
+    std::string line, kept;
     while (std::getline(in, line)) {
-      if (line.empty()) continue;
       auto j = nlohmann::json::parse(line, nullptr, false);
-      if (j.is_discarded() || !j.contains("step")) continue;  // a torn tail line from an old version
-      if (j["step"].get<int64_t>() <= step) lines_.push_back(line);
+      if (j.is_discarded() || !j.contains("step")) continue;
+      if (j["step"].get<int64_t>() <= step) kept += line + "\n";
     }
+    write_file_atomic(path_, kept);
+    open_for_append(0);
   }
+
   void add(const nlohmann::json& j) {
-    lines_.push_back(j.dump());
-    flush();
+    const std::string line = j.dump() + "\n";
+    if (::write(fd_, line.data(), line.size()) != static_cast<ssize_t>(line.size()))
+      throw_file_error(path_, std::string("write failed: ") + std::strerror(errno));
   }
-  void flush() const {
-    std::string all;
-    for (const auto& l : lines_) all += l + "\n";
-    write_file_atomic(path_, all);
-  }
+  void sync() const { ::fsync(fd_); }
 
  private:
+  void open_for_append(int extra_flags) {
+    fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | extra_flags, 0644);
+    if (fd_ < 0) throw_file_error(path_, std::string("cannot open: ") + std::strerror(errno));
+  }
   std::string path_;
-  std::vector<std::string> lines_;
+  int fd_ = -1;
 };
 
 bool is_optimizer_slot(const std::string& name) { return name.find("/RMSProp") != std::string::npos; }
@@ -189,11 +204,12 @@ TrainResult train(const TrainOptions& options, const TrainHooks& hooks, const st
     params = std::move(r.params);
     step = r.step;
     loader_state = r.loader_state;
-    metrics.load_until(step);
+    metrics.resume_at(step);
     message("resuming " + files.checkpoint + " at step " + std::to_string(step));
   } else {
     if (options.resume) message("no checkpoint in " + options.out_dir + ": starting a new run");
     params = init_parameters(options.model, options.init, options.seed);
+    metrics.start_new();
   }
   nlohmann::json config = to_json(options);
   config["resumed_from_step"] = step;
@@ -213,7 +229,7 @@ TrainResult train(const TrainOptions& options, const TrainHooks& hooks, const st
   int64_t last_checkpoint = step;
   auto checkpoint = [&] {
     save_checkpoint(files, params, optimizer, step, loader->state(), options);
-    metrics.flush();
+    metrics.sync();
     last_checkpoint = step;
   };
 
