@@ -2,27 +2,74 @@
 
 namespace unetind::cpu {
 
+namespace {
+// The activation layouts oneDNN picks on CPUs, and their channel blocks.
+struct Layout {
+  tag format;
+  int channel_block;
+};
+std::optional<Layout> layout_of(const memory::desc& md) {
+  for (Layout l : {Layout{tag::nhwc, 1}, Layout{tag::nchw, 1}, Layout{tag::nChw16c, 16}, Layout{tag::nChw8c, 8}})
+    if (memory::desc(md.dims(), md.data_type(), l.format) == md) return l;
+  return std::nullopt;
+}
+}  // namespace
+
 memory concat_forward(Net& net, const memory& a, const memory& b) {
-  auto pd = dnnl::concat::primitive_desc(1, {a.get_desc(), b.get_desc()}, net.engine);
-  memory dst = net.make(pd.dst_desc());
-  net.forward.push_back(
-      {dnnl::concat(pd), {{DNNL_ARG_MULTIPLE_SRC + 0, a}, {DNNL_ARG_MULTIPLE_SRC + 1, b}, {DNNL_ARG_DST, dst}}});
+  const memory::desc a_md = a.get_desc(), b_md = b.get_desc();
+  const auto layout = layout_of(a_md);
+  const memory::dim ca = a_md.dims()[1], cb = b_md.dims()[1];
+  if (layout && layout_of(b_md) && layout_of(b_md)->format == layout->format && ca % layout->channel_block == 0 &&
+      cb % layout->channel_block == 0) {
+    // Two reorders into channel views of an output in the inputs' layout:
+    // 2-4x faster than oneDNN 2.6's concat, which copies bf16 element by
+    // element and may pick an odd layout that the next convolution must
+    // reorder again. Whole channel blocks only, so there is no padding for
+    // the views to leave unset.
+    memory::dims dims = a_md.dims();
+    dims[1] = ca + cb;
+    const memory::desc dst_md(dims, a_md.data_type(), layout->format);
+    memory dst = net.make_activation(dst_md);
+    memory::dim offset = 0;
+    for (const memory& part : {a, b}) {
+      const memory::desc part_md = part.get_desc();
+      memory view = net.make_view(dst, dst_md.submemory_desc(part_md.dims(), {0, offset, 0, 0}));
+      net.append(net.forward,
+                 dnnl::reorder::primitive_desc(net.engine, part_md, net.engine, view.get_desc(), user_scratchpad()),
+                 {{DNNL_ARG_FROM, part}, {DNNL_ARG_TO, view}});
+      offset += part_md.dims()[1];
+    }
+    return dst;
+  }
+  auto pd = dnnl::concat::primitive_desc(1, {a_md, b_md}, net.engine, user_scratchpad());
+  memory dst = net.make_activation(pd.dst_desc());
+  net.append(net.forward, pd, {{DNNL_ARG_MULTIPLE_SRC + 0, a}, {DNNL_ARG_MULTIPLE_SRC + 1, b}, {DNNL_ARG_DST, dst}});
   return dst;
 }
 
-std::pair<memory, memory> concat_backward(Net& net, const memory& diff_dst, const memory::desc& a_md,
-                                          const memory::desc& b_md) {
+std::pair<memory, memory> concat_backward(Net& net, const memory& diff_dst, const memory::desc& dst_md,
+                                          const memory::desc& a_md, const memory::desc& b_md) {
   // The gradient of a concatenation is the matching channel slice of the
-  // incoming gradient: a reorder out of a sub-memory view of it, into the
-  // layout the input had in the forward pass.
-  const memory::desc md = diff_dst.get_desc();
-  auto slice = [&](const memory::desc& part_md, int offset) {
-    memory view(md.submemory_desc(part_md.dims(), {0, offset, 0, 0}), net.engine, diff_dst.get_data_handle());
-    memory out = net.make(part_md);
-    net.backward.push_back({dnnl::reorder(view, out), {{DNNL_ARG_FROM, view}, {DNNL_ARG_TO, out}}});
+  // incoming gradient: a reorder out of a view of it, into the layout the
+  // input had in the forward pass.
+  // The views need an activation of the forward layout to look into (not,
+  // say, the caller's array behind the output's gradient).
+  memory diff = diff_dst;
+  if (!net.is_activation(diff_dst) || diff_dst.get_desc() != dst_md) {
+    diff = net.make_activation(dst_md);
+    net.append(net.backward,
+               dnnl::reorder::primitive_desc(net.engine, diff_dst.get_desc(), net.engine, dst_md, user_scratchpad()),
+               {{DNNL_ARG_FROM, diff_dst}, {DNNL_ARG_TO, diff}});
+  }
+  auto slice = [&](const memory::desc& part_md, memory::dim offset) {
+    memory view = net.make_view(diff, dst_md.submemory_desc(part_md.dims(), {0, offset, 0, 0}));
+    memory out = net.make_activation(part_md);
+    net.append(net.backward,
+               dnnl::reorder::primitive_desc(net.engine, view.get_desc(), net.engine, part_md, user_scratchpad()),
+               {{DNNL_ARG_FROM, view}, {DNNL_ARG_TO, out}});
     return out;
   };
-  return {slice(a_md, 0), slice(b_md, static_cast<int>(a_md.dims()[1]))};
+  return {slice(a_md, 0), slice(b_md, a_md.dims()[1])};
 }
 
 }  // namespace unetind::cpu

@@ -35,25 +35,18 @@ memory conv_forward(Net& net, ConvLayer& layer, const memory& src, int batch, in
     ops.append_eltwise(1.0f, algorithm::eltwise_relu, eltwise_alpha(s.activation), 0.0f);
     attr.set_post_ops(ops);
   }
-  layer.fwd_pd = dnnl::convolution_forward::primitive_desc(desc, attr, net.engine);
+  layer.fwd_pd = dnnl::convolution_forward::primitive_desc(desc, user_scratchpad(attr), net.engine);
 
   layer.user_weights = user_memory(net, weights_dims, tag::hwio);
   layer.user_bias = user_memory(net, {s.out_channels}, tag::x);
   layer.weights = net.make(layer.fwd_pd.weights_desc());
   layer.bias = net.make(layer.fwd_pd.bias_desc());
-  layer.load_steps.clear();
-  layer.load_steps.push_back({dnnl::reorder(layer.user_weights, layer.weights),
-                              {{DNNL_ARG_FROM, layer.user_weights}, {DNNL_ARG_TO, layer.weights}}});
-  layer.load_steps.push_back({dnnl::reorder(layer.user_bias, layer.bias),
-                              {{DNNL_ARG_FROM, layer.user_bias}, {DNNL_ARG_TO, layer.bias}}});
+  layer.load_steps = {reorder_step(layer.user_weights, layer.weights), reorder_step(layer.user_bias, layer.bias)};
 
   memory conv_src = reorder_if_needed(net, net.forward, src, layer.fwd_pd.src_desc());
-  memory dst = net.make(layer.fwd_pd.dst_desc());
-  net.forward.push_back({dnnl::convolution_forward(layer.fwd_pd),
-                         {{DNNL_ARG_SRC, conv_src},
-                          {DNNL_ARG_WEIGHTS, layer.weights},
-                          {DNNL_ARG_BIAS, layer.bias},
-                          {DNNL_ARG_DST, dst}}});
+  memory dst = net.make_activation(layer.fwd_pd.dst_desc());
+  net.append(net.forward, layer.fwd_pd,
+             {{DNNL_ARG_SRC, conv_src}, {DNNL_ARG_WEIGHTS, layer.weights}, {DNNL_ARG_BIAS, layer.bias}, {DNNL_ARG_DST, dst}});
   return dst;
 }
 
@@ -64,8 +57,10 @@ std::optional<memory> conv_backward(Net& net, ConvLayer& layer, const memory& sr
   const memory::desc src_md = layer.fwd_pd.src_desc();
   const memory::desc dst_md = layer.fwd_pd.dst_desc();
   const memory::dims weights_dims{s.out_channels, s.in_channels, s.kernel, s.kernel};
+  // Gradients of activations flow in the compute type, also where the
+  // forward output did not (f32 logits after bf16 layers).
   const dt act_type = src_md.data_type();
-  auto any_like = [](const memory::desc& md) { return memory::desc(md.dims(), md.data_type(), tag::any); };
+  auto any_like = [&](const memory::desc& md) { return memory::desc(md.dims(), act_type, tag::any); };
 
   // Through the fused activation first: d(pre-activation) from the saved output.
   memory diff_pre = diff_dst;
@@ -77,11 +72,10 @@ std::optional<memory> conv_backward(Net& net, ConvLayer& layer, const memory& sr
     auto bwd_pd = dnnl::eltwise_backward::primitive_desc(
         dnnl::eltwise_backward::desc(algorithm::eltwise_relu_use_dst_for_bwd, dst_md, dst_md,
                                      eltwise_alpha(s.activation)),
-        net.engine, eltwise_fwd_hint);
+        user_scratchpad(), net.engine, eltwise_fwd_hint);
     memory dd = reorder_if_needed(net, net.backward, diff_dst, bwd_pd.diff_dst_desc());
-    diff_pre = net.make(bwd_pd.diff_src_desc());
-    net.backward.push_back(
-        {dnnl::eltwise_backward(bwd_pd), {{DNNL_ARG_DIFF_DST, dd}, {DNNL_ARG_DST, dst}, {DNNL_ARG_DIFF_SRC, diff_pre}}});
+    diff_pre = net.make_activation(bwd_pd.diff_src_desc());
+    net.append(net.backward, bwd_pd, {{DNNL_ARG_DIFF_DST, dd}, {DNNL_ARG_DST, dst}, {DNNL_ARG_DIFF_SRC, diff_pre}});
   }
 
   // Weights and bias gradients.
@@ -90,35 +84,39 @@ std::optional<memory> conv_backward(Net& net, ConvLayer& layer, const memory& sr
                                                memory::desc(weights_dims, dt::f32, tag::any),
                                                memory::desc({s.out_channels}, dt::f32, tag::x), any_like(dst_md),
                                                {1, 1}, pad.before, pad.after),
-      net.engine, layer.fwd_pd);
+      user_scratchpad(), net.engine, layer.fwd_pd);
   memory w_src = reorder_if_needed(net, net.backward, src, bwd_w_pd.src_desc());
   memory w_diff_dst = reorder_if_needed(net, net.backward, diff_pre, bwd_w_pd.diff_dst_desc());
   layer.diff_weights = net.make(bwd_w_pd.diff_weights_desc());
   layer.diff_bias = net.make(bwd_w_pd.diff_bias_desc());
-  net.backward.push_back({dnnl::convolution_backward_weights(bwd_w_pd),
-                          {{DNNL_ARG_SRC, w_src},
-                           {DNNL_ARG_DIFF_DST, w_diff_dst},
-                           {DNNL_ARG_DIFF_WEIGHTS, layer.diff_weights},
-                           {DNNL_ARG_DIFF_BIAS, layer.diff_bias}}});
+  net.append(net.backward, bwd_w_pd,
+             {{DNNL_ARG_SRC, w_src},
+              {DNNL_ARG_DIFF_DST, w_diff_dst},
+              {DNNL_ARG_DIFF_WEIGHTS, layer.diff_weights},
+              {DNNL_ARG_DIFF_BIAS, layer.diff_bias}});
   layer.user_diff_weights = user_memory(net, weights_dims, tag::hwio);
   layer.user_diff_bias = user_memory(net, {s.out_channels}, tag::x);
-  layer.grad_steps.clear();
-  layer.grad_steps.push_back({dnnl::reorder(layer.diff_weights, layer.user_diff_weights),
-                              {{DNNL_ARG_FROM, layer.diff_weights}, {DNNL_ARG_TO, layer.user_diff_weights}}});
-  layer.grad_steps.push_back({dnnl::reorder(layer.diff_bias, layer.user_diff_bias),
-                              {{DNNL_ARG_FROM, layer.diff_bias}, {DNNL_ARG_TO, layer.user_diff_bias}}});
+  layer.grad_steps = {reorder_step(layer.diff_weights, layer.user_diff_weights),
+                      reorder_step(layer.diff_bias, layer.user_diff_bias)};
 
   if (!need_diff_src) return std::nullopt;
   auto bwd_d_pd = dnnl::convolution_backward_data::primitive_desc(
       dnnl::convolution_backward_data::desc(algorithm::convolution_direct, any_like(src_md),
                                             memory::desc(weights_dims, act_type, tag::any), any_like(dst_md),
                                             {1, 1}, pad.before, pad.after),
-      net.engine, layer.fwd_pd);
-  memory d_weights = reorder_if_needed(net, net.backward, layer.weights, bwd_d_pd.weights_desc());
-  memory d_diff_dst = reorder_if_needed(net, net.backward, diff_pre, bwd_d_pd.diff_dst_desc());
-  memory diff_src = net.make(bwd_d_pd.diff_src_desc());
-  net.backward.push_back({dnnl::convolution_backward_data(bwd_d_pd),
-                          {{DNNL_ARG_DIFF_DST, d_diff_dst}, {DNNL_ARG_WEIGHTS, d_weights}, {DNNL_ARG_DIFF_SRC, diff_src}}});
+      user_scratchpad(), net.engine, layer.fwd_pd);
+  // The weights change only in set_parameters: their backward layout is made there.
+  layer.bwd_data_weights = layer.weights;
+  if (bwd_d_pd.weights_desc() != layer.weights.get_desc()) {
+    layer.bwd_data_weights = net.make(bwd_d_pd.weights_desc());
+    layer.load_steps.push_back(reorder_step(layer.weights, layer.bwd_data_weights));
+  }
+  const memory d_diff_dst = bwd_d_pd.diff_dst_desc() == w_diff_dst.get_desc()
+                                ? w_diff_dst
+                                : reorder_if_needed(net, net.backward, diff_pre, bwd_d_pd.diff_dst_desc());
+  memory diff_src = net.make_activation(bwd_d_pd.diff_src_desc());
+  net.append(net.backward, bwd_d_pd,
+             {{DNNL_ARG_DIFF_DST, d_diff_dst}, {DNNL_ARG_WEIGHTS, layer.bwd_data_weights}, {DNNL_ARG_DIFF_SRC, diff_src}});
   return diff_src;
 }
 

@@ -23,9 +23,11 @@ class CpuExecutor final : public Executor {
         config.width % divisor)
       throw Error("cpu backend: input " + std::to_string(config.height) + "x" + std::to_string(config.width) +
                   " must be a positive multiple of " + std::to_string(divisor) + " on both sides");
-    for (const ConvSpec& spec : graph_.convs) convs_.push_back(ConvLayer{spec, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}});
+    convs_.resize(graph_.convs.size());
+    for (size_t c = 0; c < convs_.size(); ++c) convs_[c].spec = graph_.convs[c];
     build_forward();
     if (config_.training) build_backward();
+    net_.plan({&net_.forward, &output_steps_, &net_.backward});
   }
 
   void set_parameters(const std::vector<NamedTensor>& params) override {
@@ -74,6 +76,7 @@ class CpuExecutor final : public Executor {
   }
 
   const ExecConfig& config() const override { return config_; }
+  const Net& net() const { return net_; }
 
  private:
   static void check_shape(const NamedTensor& t, const Shape& expected) {
@@ -116,7 +119,7 @@ class CpuExecutor final : public Executor {
     }
     user_output_ = user_memory(net_, output_dims(), tag::nhwc);
     const memory& logits = outs_[graph_.output];
-    output_steps_.push_back({dnnl::reorder(logits, user_output_), {{DNNL_ARG_FROM, logits}, {DNNL_ARG_TO, user_output_}}});
+    output_steps_.push_back(reorder_step(logits, user_output_));
     append_sigmoid(net_, sigmoid_steps_, user_output_);
   }
 
@@ -131,7 +134,7 @@ class CpuExecutor final : public Executor {
       }
     };
     user_dlogits_ = user_memory(net_, output_dims(), tag::nhwc);
-    diffs[graph_.output] = reorder_if_needed(net_, net_.backward, user_dlogits_, outs_[graph_.output].get_desc());
+    diffs[graph_.output] = user_dlogits_;
 
     for (size_t i = graph_.nodes.size() - 1; i >= 1; --i) {
       const Node& node = graph_.nodes[i];
@@ -148,7 +151,7 @@ class CpuExecutor final : public Executor {
         case OpKind::Upsample2x: contribute(in, upsample_backward(net_, upsamples_[i], diff)); break;
         case OpKind::Concat: {
           const int skip = node.inputs[1];
-          auto [da, db] = concat_backward(net_, diff, outs_[in].get_desc(), outs_[skip].get_desc());
+          auto [da, db] = concat_backward(net_, diff, outs_[i].get_desc(), outs_[in].get_desc(), outs_[skip].get_desc());
           contribute(in, da);
           contribute(skip, db);
           break;
@@ -171,7 +174,18 @@ class CpuExecutor final : public Executor {
 
 }  // namespace
 
+ArenaStats arena_stats(const Executor& exec) {
+  const auto* cpu = dynamic_cast<const CpuExecutor*>(&exec);
+  if (!cpu) throw Error("cpu backend: arena_stats() of an executor of another backend");
+  return {cpu->net().arena_bytes(), cpu->net().activation_bytes(), cpu->net().placements()};
+}
+
 std::unique_ptr<Executor> compile_cpu(const Graph& graph, const ExecConfig& config) {
+  // oneDNN runs bf16 natively with AVX512-BF16, emulates it (slowly) with
+  // plain AVX-512 and has no bf16 kernels below that.
+  const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
+  if (config.precision == Precision::BF16 && (isa & dnnl_cpu_isa_avx512_core) != dnnl_cpu_isa_avx512_core)
+    throw Error("cpu backend: bf16 needs a CPU with AVX-512 (oneDNN has no bf16 kernels for this one); use fp32");
   try {
     return std::make_unique<CpuExecutor>(graph, config);
   } catch (const dnnl::error& e) {

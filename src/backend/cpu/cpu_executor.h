@@ -1,10 +1,20 @@
 #pragma once
 #include <memory>
 
+#include "backend/cpu/net.h"
 #include "unetind/backend.h"
 
 namespace unetind::cpu {
 
 std::unique_ptr<Executor> compile_cpu(const Graph& graph, const ExecConfig& config);
+
+// The activation arena of an executor compile_cpu() made: its size, what the
+// activations would take without reuse, and where each one went.
+struct ArenaStats {
+  size_t arena_bytes = 0;
+  size_t activation_bytes = 0;
+  std::vector<Placement> placements;
+};
+ArenaStats arena_stats(const Executor& exec);
 
 }  // namespace unetind::cpu

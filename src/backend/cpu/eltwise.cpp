@@ -13,9 +13,9 @@ void append_sigmoid(Net& net, std::vector<Step>& steps, const memory& data) {
 void accumulate(Net& net, const memory& acc, const memory& contribution) {
   // In-place sum: the destination is the first source.
   auto pd = dnnl::sum::primitive_desc(acc.get_desc(), {1.0f, 1.0f}, {acc.get_desc(), contribution.get_desc()},
-                                      net.engine);
-  net.backward.push_back({dnnl::sum(pd),
-                          {{DNNL_ARG_MULTIPLE_SRC + 0, acc}, {DNNL_ARG_MULTIPLE_SRC + 1, contribution}, {DNNL_ARG_DST, acc}}});
+                                      net.engine, user_scratchpad());
+  net.append(net.backward, pd,
+             {{DNNL_ARG_MULTIPLE_SRC + 0, acc}, {DNNL_ARG_MULTIPLE_SRC + 1, contribution}, {DNNL_ARG_DST, acc}});
 }
 
 }  // namespace unetind::cpu

@@ -3,6 +3,11 @@
 // list (one for forward, one for backward); running is a loop over the list.
 // Memory formats are chosen by the primitives (format_tag::any) and a reorder
 // step is inserted only where a consumer wants another layout.
+//
+// Memory, as llm.c plans it: parameters and their gradients own their
+// buffers; every activation (op outputs, gradients flowing backward, reorder
+// temporaries, pooling workspaces, scratchpads) is placed by plan() in one
+// arena, where a buffer is reused once the last step touching it has run.
 #pragma once
 #include <dnnl.hpp>
 #include <unordered_map>
@@ -19,21 +24,73 @@ struct Step {
   std::unordered_map<int, memory> args;
 };
 
-struct Net {
+// Where plan() put one activation: live from step `first` to step `last`
+// (indices into the phases laid end to end), at [offset, offset + bytes).
+struct Placement {
+  size_t first = 0, last = 0;
+  size_t offset = 0, bytes = 0;
+};
+
+// `attr` with a user-managed scratchpad. This oneDNN is built for concurrent
+// execution, where a library-managed scratchpad belongs to its primitive:
+// dozens of them would stay allocated side by side. Net::append gives each
+// a slice of the arena instead, live for its own step only.
+dnnl::primitive_attr user_scratchpad(dnnl::primitive_attr attr = {});
+
+class Net {
+ public:
   dnnl::engine engine{dnnl::engine::kind::cpu, 0};
   dnnl::stream stream{engine};
   std::vector<Step> forward;
   std::vector<Step> backward;  // in execution order
 
-  memory make(const memory::desc& desc) { return memory(desc, engine); }
+  // A memory with its own buffer, for what outlives a pass (parameters,
+  // their gradients and layouts).
+  memory make(const memory::desc& desc);
+  // A memory whose buffer plan() places in the arena.
+  memory make_activation(const memory::desc& desc);
+  // A view (e.g. a channel slice) into an activation: shares its buffer and
+  // keeps it live.
+  memory make_view(const memory& activation, const memory::desc& view_desc);
+  bool is_activation(const memory& m) const;
+
+  // Appends the primitive of `pd` (made with user_scratchpad()) with `args`
+  // to `steps`, plus the scratchpad it asks for.
+  void append(std::vector<Step>& steps, const dnnl::primitive_desc_base& pd, std::unordered_map<int, memory> args);
+
+  // Places every activation the steps use. `phases` run in this order, each
+  // possibly again without the earlier ones (backward() may follow one
+  // forward() twice): an activation used in more than one phase therefore
+  // stays live to the end of the last phase that uses it. Call once, after
+  // every step is appended.
+  void plan(const std::vector<const std::vector<Step>*>& phases);
+  size_t arena_bytes() const { return arena_bytes_; }
+  const std::vector<Placement>& placements() const { return placements_; }
+  // The activations' sizes added up: what the arena would be without reuse.
+  size_t activation_bytes() const;
+
   void run(std::vector<Step>& steps);
+
+ private:
+  struct Activation {
+    memory mem;
+    std::vector<memory> views;
+  };
+  std::vector<Activation> activations_;
+  memory arena_;
+  size_t arena_bytes_ = 0;
+  std::vector<Placement> placements_;
 };
 
-// Returns `from` if it already has `desc`, else a new memory of `desc` and a
-// reorder step appended to `steps`.
+// Returns `from` if it already has `desc`, else a new activation of `desc`
+// and a reorder step appended to `steps`.
 memory reorder_if_needed(Net& net, std::vector<Step>& steps, const memory& from, const memory::desc& desc);
 
-// A plain (user-layout) memory with no buffer of its own: callers set the
+// A reorder between memories that own their buffers (parameters and their
+// gradients), run outside the planned passes.
+Step reorder_step(const memory& from, const memory& to);
+
+// A plain (user-layout) f32 memory with no buffer of its own: callers set the
 // data handle to their own array before each run.
 memory user_memory(Net& net, const memory::dims& dims, tag format);
 

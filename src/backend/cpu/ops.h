@@ -1,7 +1,9 @@
 // One entry point per op family and direction. Forward functions append to
 // net.forward and return the output memory; backward functions append to
 // net.backward (called in reverse graph order) and return the gradient with
-// respect to the op's input(s).
+// respect to the op's input(s). An incoming gradient may come in any layout
+// and type (the caller's f32 array for the output node): each backward
+// converts it to what its primitives want.
 #pragma once
 #include <optional>
 
@@ -17,17 +19,21 @@ struct ConvLayer {
   dnnl::convolution_forward::primitive_desc fwd_pd;
   memory weights, bias;                    // in the primitive's layout
   memory user_weights, user_bias;          // HWIO / [out], handles set by set_parameters
-  std::vector<Step> load_steps;            // user -> primitive layout, run once per set_parameters
+  std::vector<Step> load_steps;            // user -> primitive layouts, run once per set_parameters
   // Training only.
-  memory diff_weights, diff_bias;          // in the backward primitive's layout
+  memory bwd_data_weights;                 // the weights in the backward-data primitive's layout
+  memory diff_weights, diff_bias;          // in the backward primitive's layout, always f32
   memory user_diff_weights, user_diff_bias;
   std::vector<Step> grad_steps;            // primitive layout -> user, run after backward
 };
 
+// act_type is the compute type of src, weights and dst; dst_type may differ
+// (f32 logits after bf16 layers). Bias and gradients are f32 whatever it is.
 memory conv_forward(Net& net, ConvLayer& layer, const memory& src, int batch, int height, int width, dt act_type,
                     dt dst_type, bool training);
-// diff_dst is d(loss)/d(activation output); returns d(loss)/d(src) unless
-// need_diff_src is false (the first convolution).
+// diff_dst is d(loss)/d(activation output), of any type (converted to the
+// compute type); returns d(loss)/d(src) unless need_diff_src is false (the
+// first convolution).
 std::optional<memory> conv_backward(Net& net, ConvLayer& layer, const memory& src, const memory& dst,
                                     const memory& diff_dst, bool need_diff_src);
 
@@ -49,12 +55,14 @@ memory upsample_backward(Net& net, UpsampleLayer& layer, const memory& diff_dst)
 
 // --- concat.cpp: channel concatenation [a, b]; backward splits.
 memory concat_forward(Net& net, const memory& a, const memory& b);
-// a_md, b_md: the inputs' forward layouts, which the gradients take.
-std::pair<memory, memory> concat_backward(Net& net, const memory& diff_dst, const memory::desc& a_md,
-                                          const memory::desc& b_md);
+// dst_md, a_md, b_md: the forward layouts of the output (diff_dst is
+// reordered to it if needed) and of the inputs, which the gradients take.
+std::pair<memory, memory> concat_backward(Net& net, const memory& diff_dst, const memory::desc& dst_md,
+                                          const memory::desc& a_md, const memory::desc& b_md);
 
 // --- eltwise.cpp: the final sigmoid and gradient accumulation.
-// In-place sigmoid on a plain memory (the user's output array).
+// In-place sigmoid on a plain memory (the user's output array), run after the
+// planned passes.
 void append_sigmoid(Net& net, std::vector<Step>& steps, const memory& data);
 // acc += contribution (acc keeps its layout), appended to net.backward.
 void accumulate(Net& net, const memory& acc, const memory& contribution);

@@ -12,14 +12,14 @@ memory pool_forward(Net& net, PoolLayer& layer, const memory& src, bool training
   layer.fwd_pd = dnnl::pooling_forward::primitive_desc(
       dnnl::pooling_forward::desc(training ? prop_kind::forward_training : prop_kind::forward_inference,
                                   algorithm::pooling_max, src_md, dst_md, {2, 2}, {2, 2}, {0, 0}, {0, 0}),
-      net.engine);
-  memory dst = net.make(layer.fwd_pd.dst_desc());
+      user_scratchpad(), net.engine);
+  memory dst = net.make_activation(layer.fwd_pd.dst_desc());
   std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}};
   if (training) {
-    layer.workspace = net.make(layer.fwd_pd.workspace_desc());
+    layer.workspace = net.make_activation(layer.fwd_pd.workspace_desc());
     args[DNNL_ARG_WORKSPACE] = layer.workspace;
   }
-  net.forward.push_back({dnnl::pooling_forward(layer.fwd_pd), std::move(args)});
+  net.append(net.forward, layer.fwd_pd, std::move(args));
   return dst;
 }
 
@@ -28,11 +28,11 @@ memory pool_backward(Net& net, PoolLayer& layer, const memory& diff_dst) {
   const memory::desc dst_md = layer.fwd_pd.dst_desc();
   auto bwd_pd = dnnl::pooling_backward::primitive_desc(
       dnnl::pooling_backward::desc(algorithm::pooling_max, src_md, dst_md, {2, 2}, {2, 2}, {0, 0}, {0, 0}),
-      net.engine, layer.fwd_pd);
+      user_scratchpad(), net.engine, layer.fwd_pd);
   memory dd = reorder_if_needed(net, net.backward, diff_dst, bwd_pd.diff_dst_desc());
-  memory diff_src = net.make(bwd_pd.diff_src_desc());
-  net.backward.push_back({dnnl::pooling_backward(bwd_pd),
-                          {{DNNL_ARG_DIFF_DST, dd}, {DNNL_ARG_DIFF_SRC, diff_src}, {DNNL_ARG_WORKSPACE, layer.workspace}}});
+  memory diff_src = net.make_activation(bwd_pd.diff_src_desc());
+  net.append(net.backward, bwd_pd,
+             {{DNNL_ARG_DIFF_DST, dd}, {DNNL_ARG_DIFF_SRC, diff_src}, {DNNL_ARG_WORKSPACE, layer.workspace}});
   return diff_src;
 }
 

@@ -1,0 +1,136 @@
+// The CPU backend's activation arena (src/backend/cpu/net.h): activations
+// that are live at the same time never share bytes, reuse does not change
+// results, backward() can run twice after one forward(), and the arena is as
+// small as the targets need (inference batch 1 under 400 MB resident,
+// training batch 16 under 8 GB).
+#include <gtest/gtest.h>
+
+#include <regex>
+
+#include "backend/cpu/cpu_executor.h"
+#include "test_util.h"
+#include "unetind/backend.h"
+
+namespace unetind {
+namespace {
+
+constexpr double kMB = 1024.0 * 1024.0;
+
+// One compute thread: these sizes gain little from more, and under
+// `ctest -j` more oversubscribe the cores, where each small primitive then
+// waits out a scheduler tick at its closing barrier.
+std::unique_ptr<Backend> cpu_backend() { return make_backend("cpu", 1); }
+
+std::vector<NamedTensor> model_params(const ModelConfig& config) {
+  Parameters p = init_parameters(config, Initializer::HeUniform, 4);
+  for (size_t i = 1; i < p.tensors.size(); i += 2) p.tensors[i].tensor = test::random_tensor(p.tensors[i].tensor.shape, i, 0.05f);
+  return p.tensors;
+}
+
+TEST(Memory, LiveActivationsNeverShareBytes) {
+  const Graph graph = build_graph({});
+  for (bool training : {false, true})
+    for (Precision precision : {Precision::F32, Precision::BF16}) {
+      SCOPED_TRACE(std::string(training ? "training " : "inference ") + to_string(precision));
+      auto exec = cpu::compile_cpu(graph, {2, 64, 48, training, precision});
+      const cpu::ArenaStats stats = cpu::arena_stats(*exec);
+      ASSERT_FALSE(stats.placements.empty());
+      for (size_t a = 0; a < stats.placements.size(); ++a) {
+        const cpu::Placement& x = stats.placements[a];
+        ASSERT_LE(x.first, x.last);
+        ASSERT_LE(x.offset + x.bytes, stats.arena_bytes);
+        for (size_t b = a + 1; b < stats.placements.size(); ++b) {
+          const cpu::Placement& y = stats.placements[b];
+          const bool same_time = x.first <= y.last && y.first <= x.last;
+          const bool same_bytes = x.offset < y.offset + y.bytes && y.offset < x.offset + x.bytes;
+          EXPECT_FALSE(same_time && same_bytes) << "activations " << a << " and " << b;
+        }
+      }
+    }
+}
+
+TEST(Memory, InferenceWithReuseMatchesTrainingForward) {
+  // A training executor keeps every forward output for backward; an
+  // inference one reuses their buffers. Both must compute the same thing.
+  const Graph graph = build_graph({});
+  const auto params = model_params({});
+  const int n = 2, h = 64, w = 80;
+  const auto input = test::random_values(size_t(n) * h * w, 5);
+  auto backend = cpu_backend();
+  std::vector<float> kept(input.size()), reused(input.size());
+  auto train = backend->compile(graph, {n, h, w, true, Precision::F32});
+  train->set_parameters(params);
+  train->forward(input.data(), kept.data(), true);
+  auto infer = backend->compile(graph, {n, h, w, false, Precision::F32});
+  infer->set_parameters(params);
+  infer->forward(input.data(), reused.data(), true);
+  // forward_training and forward_inference may pick kernels that sum in
+  // another order: rounding apart, not more.
+  EXPECT_LE(test::max_abs_diff(kept, reused), 1e-5);
+  // Run twice: nothing left over from the first run may leak into the second.
+  std::vector<float> again(input.size());
+  infer->forward(input.data(), again.data(), true);
+  EXPECT_EQ(again, reused);
+}
+
+TEST(Memory, BackwardRunsTwiceAfterOneForward) {
+  const Graph graph = build_graph({});
+  const auto params = model_params({});
+  const int n = 1, h = 48, w = 48;
+  const auto input = test::random_values(size_t(n) * h * w, 6);
+  const auto dy1 = test::random_values(input.size(), 7, 0.25f, 1.0f);
+  const auto dy2 = test::random_values(input.size(), 8, -1.0f, -0.25f);
+  for (Precision precision : {Precision::F32, Precision::BF16}) {
+    SCOPED_TRACE(to_string(precision));
+    auto exec = cpu_backend()->compile(graph, {n, h, w, true, precision});
+    exec->set_parameters(params);
+    std::vector<float> logits(input.size()), logits_after(input.size());
+    exec->forward(input.data(), logits.data(), false);
+    std::vector<Tensor> g1, g2, g1_again;
+    exec->backward(dy1.data(), g1);
+    exec->backward(dy2.data(), g2);
+    exec->backward(dy1.data(), g1_again);
+    ASSERT_EQ(g1.size(), g1_again.size());
+    for (size_t i = 0; i < g1.size(); ++i) {
+      SCOPED_TRACE(params[i].name);
+      EXPECT_EQ(g1[i].data, g1_again[i].data);
+      EXPECT_NE(g1[i].data, g2[i].data);
+    }
+    // Backward's buffers do not overlap what forward leaves for the caller.
+    exec->forward(input.data(), logits_after.data(), false);
+    EXPECT_EQ(logits, logits_after);
+  }
+}
+
+TEST(Memory, ArenaFitsTheTargets) {
+  // Compiling allocates the arena but touches none of it: cheap even at
+  // training sizes.
+  const Graph graph = build_graph({});
+  auto stats = [&](int batch, bool training, Precision precision) {
+    auto exec = cpu::compile_cpu(graph, {batch, kModelImageSize, kModelImageSize, training, precision});
+    return cpu::arena_stats(*exec);
+  };
+  // Inference keeps a few 512x512 tensors at once, not the outputs of all
+  // 40 ops.
+  const cpu::ArenaStats infer = stats(1, false, Precision::F32);
+  EXPECT_LT(infer.arena_bytes, infer.activation_bytes / 3);
+  // Training batch 16 within 8 GB resident: the arena leaves a gigabyte for
+  // the rest (images, parameters, gradients, optimiser state, code).
+  const cpu::ArenaStats train = stats(16, true, Precision::F32);
+  EXPECT_LT(train.arena_bytes / kMB, 7 * 1024.0);
+  EXPECT_LT(train.arena_bytes, train.activation_bytes * 2 / 3);
+  // bf16 activations take half the bytes.
+  const cpu::ArenaStats train_bf16 = stats(16, true, Precision::BF16);
+  EXPECT_LT(train_bf16.arena_bytes, train.arena_bytes * 0.6);
+}
+
+TEST(Memory, InferenceAtBatchOneStaysUnder400MBResident) {
+  std::string out;
+  ASSERT_EQ(test::run_cli("benchmark --mode infer --batch 1 --iters 1 --warmup 0 --threads 1", &out), 0) << out;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(out, m, std::regex("peak resident memory: ([0-9]+) MB"))) << out;
+  EXPECT_LE(std::stoi(m[1]), 400) << out;
+}
+
+}  // namespace
+}  // namespace unetind
