@@ -42,8 +42,9 @@ demo: build
 
 bench: deps
 	$(call install_missing,$(BENCH_DEPS))
-	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Release
+	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Release -DUNETIND_BUILD_BENCH=ON
 	cmake --build $(BUILD_DIR) -j $(JOBS)
+	@echo "run: $(BUILD_DIR)/bin/bench_vs_libtorch --mode both --threads 2"
 
 clean:
 	rm -rf $(BUILD_DIR)
