@@ -43,15 +43,17 @@ memory conv_forward(Net& net, ConvLayer& layer, const memory& src, int batch, in
   layer.bias = net.make(layer.fwd_pd.bias_desc());
   layer.load_steps = {reorder_step(layer.user_weights, layer.weights), reorder_step(layer.user_bias, layer.bias)};
 
-  memory conv_src = reorder_if_needed(net, net.forward, src, layer.fwd_pd.src_desc());
-  memory dst = net.make_activation(layer.fwd_pd.dst_desc());
+  layer.src = reorder_if_needed(net, net.forward, src, layer.fwd_pd.src_desc());
+  layer.dst = net.make_activation(layer.fwd_pd.dst_desc());
   net.append(net.forward, layer.fwd_pd,
-             {{DNNL_ARG_SRC, conv_src}, {DNNL_ARG_WEIGHTS, layer.weights}, {DNNL_ARG_BIAS, layer.bias}, {DNNL_ARG_DST, dst}});
-  return dst;
+             {{DNNL_ARG_SRC, layer.src},
+              {DNNL_ARG_WEIGHTS, layer.weights},
+              {DNNL_ARG_BIAS, layer.bias},
+              {DNNL_ARG_DST, layer.dst}});
+  return layer.dst;
 }
 
-std::optional<memory> conv_backward(Net& net, ConvLayer& layer, const memory& src, const memory& dst,
-                                    const memory& diff_dst, bool need_diff_src) {
+std::optional<memory> conv_backward(Net& net, ConvLayer& layer, const memory& diff_dst, bool need_diff_src) {
   const ConvSpec& s = layer.spec;
   const Padding pad = same_padding(s.kernel);
   const memory::desc src_md = layer.fwd_pd.src_desc();
@@ -75,7 +77,7 @@ std::optional<memory> conv_backward(Net& net, ConvLayer& layer, const memory& sr
         user_scratchpad(), net.engine, eltwise_fwd_hint);
     memory dd = reorder_if_needed(net, net.backward, diff_dst, bwd_pd.diff_dst_desc());
     diff_pre = net.make_activation(bwd_pd.diff_src_desc());
-    net.append(net.backward, bwd_pd, {{DNNL_ARG_DIFF_DST, dd}, {DNNL_ARG_DST, dst}, {DNNL_ARG_DIFF_SRC, diff_pre}});
+    net.append(net.backward, bwd_pd, {{DNNL_ARG_DIFF_DST, dd}, {DNNL_ARG_DST, layer.dst}, {DNNL_ARG_DIFF_SRC, diff_pre}});
   }
 
   // Weights and bias gradients.
@@ -85,7 +87,7 @@ std::optional<memory> conv_backward(Net& net, ConvLayer& layer, const memory& sr
                                                memory::desc({s.out_channels}, dt::f32, tag::x), any_like(dst_md),
                                                {1, 1}, pad.before, pad.after),
       user_scratchpad(), net.engine, layer.fwd_pd);
-  memory w_src = reorder_if_needed(net, net.backward, src, bwd_w_pd.src_desc());
+  memory w_src = reorder_if_needed(net, net.backward, layer.src, bwd_w_pd.src_desc());
   memory w_diff_dst = reorder_if_needed(net, net.backward, diff_pre, bwd_w_pd.diff_dst_desc());
   layer.diff_weights = net.make(bwd_w_pd.diff_weights_desc());
   layer.diff_bias = net.make(bwd_w_pd.diff_bias_desc());

@@ -143,7 +143,7 @@ class CpuExecutor final : public Executor {
       const int in = node.inputs[0];
       switch (node.kind) {
         case OpKind::Conv2d: {
-          auto diff_src = conv_backward(net_, convs_[node.conv], outs_[in], outs_[i], diff, in != 0);
+          auto diff_src = conv_backward(net_, convs_[node.conv], diff, in != 0);
           if (diff_src) contribute(in, *diff_src);
           break;
         }

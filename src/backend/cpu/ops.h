@@ -20,6 +20,7 @@ struct ConvLayer {
   memory weights, bias;                    // in the primitive's layout
   memory user_weights, user_bias;          // HWIO / [out], handles set by set_parameters
   std::vector<Step> load_steps;            // user -> primitive layouts, run once per set_parameters
+  memory src, dst;                         // what the forward read (after any reorder) and wrote
   // Training only.
   memory bwd_data_weights;                 // the weights in the backward-data primitive's layout
   memory diff_weights, diff_bias;          // in the backward primitive's layout, always f32
@@ -34,8 +35,7 @@ memory conv_forward(Net& net, ConvLayer& layer, const memory& src, int batch, in
 // diff_dst is d(loss)/d(activation output), of any type (converted to the
 // compute type); returns d(loss)/d(src) unless need_diff_src is false (the
 // first convolution).
-std::optional<memory> conv_backward(Net& net, ConvLayer& layer, const memory& src, const memory& dst,
-                                    const memory& diff_dst, bool need_diff_src);
+std::optional<memory> conv_backward(Net& net, ConvLayer& layer, const memory& diff_dst, bool need_diff_src);
 
 // --- pooling.cpp: max pooling 2x2, stride 2.
 struct PoolLayer {
