@@ -2,8 +2,7 @@
 // plain-loop reference, and the whole model against its own fp32 run
 // (probabilities within 0.02, gradients pointing the same way, a training
 // step that lowers the loss). Skipped, visibly, on CPUs without AVX512-BF16,
-// where oneDNN emulates bf16 (AVX-512) or has no kernels for it (below).
-#include <dnnl.hpp>
+// where oneDNN emulates bf16 (AVX-512) or has no kernels for it.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -22,16 +21,6 @@ namespace {
 // `ctest -j` more oversubscribe the cores, where each small primitive then
 // waits out a scheduler tick at its closing barrier.
 std::unique_ptr<Backend> cpu_backend() { return make_backend("cpu", 1); }
-
-bool cpu_has_bf16() {
-  const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
-  return (isa & dnnl_cpu_isa_avx512_core_bf16) == dnnl_cpu_isa_avx512_core_bf16;
-}
-
-#define SKIP_WITHOUT_BF16()                                                                                  \
-  if (!cpu_has_bf16())                                                                                       \
-  GTEST_SKIP() << "this CPU has no AVX512-BF16 (oneDNN ISA " << static_cast<int>(dnnl::get_effective_cpu_isa()) \
-               << "): bf16 is not tested here"
 
 // bf16 keeps 8 significant bits: a value's last place is at most 2^-7 of it.
 constexpr double kBf16Ulp = 1.0 / 128;

@@ -56,4 +56,9 @@ std::string shared_dir() {
   return std::filesystem::is_directory(UNETIND_SHARED_DIR, ec) ? std::string(UNETIND_SHARED_DIR) : std::string();
 }
 
+bool cpu_has_bf16() {
+  const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
+  return (isa & dnnl_cpu_isa_avx512_core_bf16) == dnnl_cpu_isa_avx512_core_bf16;
+}
+
 }  // namespace unetind::test

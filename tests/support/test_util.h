@@ -1,5 +1,6 @@
 // Small helpers shared by the tests.
 #pragma once
+#include <dnnl.hpp>
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -37,5 +38,14 @@ int run_cli(const std::string& args, std::string* output = nullptr);
 
 // <repo>/../shared, or "" when it is absent (a user's clone).
 std::string shared_dir();
+
+// Whether oneDNN runs bf16 natively here (AVX512-BF16). Elsewhere it
+// emulates bf16 with plain AVX-512, or has no bf16 kernels at all.
+bool cpu_has_bf16();
+
+#define SKIP_WITHOUT_BF16()                                                                 \
+  if (!::unetind::test::cpu_has_bf16())                                                     \
+  GTEST_SKIP() << "this CPU has no AVX512-BF16 (oneDNN ISA "                                \
+               << static_cast<int>(dnnl::get_effective_cpu_isa()) << "): bf16 is not tested here"
 
 }  // namespace unetind::test
