@@ -45,6 +45,7 @@ bench: deps
 	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Release -DUNETIND_BUILD_BENCH=ON
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 	@echo "run: $(BUILD_DIR)/bin/bench_vs_libtorch --mode both --threads 2"
+	@echo "     $(BUILD_DIR)/bin/bench_concat [--batch=8] [--precision=bf16]"
 
 clean:
 	rm -rf $(BUILD_DIR)
