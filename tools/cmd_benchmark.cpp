@@ -18,7 +18,7 @@ namespace unetind::cli {
 namespace {
 
 struct Options {
-  std::string mode = "infer", precision = "fp32", device = "cpu", json, model;
+  std::string mode = "infer", precision = "fp32", device = "cpu", conv = "auto", json, model;
   int batch = 8, threads = 0, iters = 20, warmup = 3, image_size = kModelImageSize;
 };
 
@@ -61,7 +61,8 @@ void run_benchmark(const Options& opt) {
                                           LossKind::Adaptive, 1e-5);
     iteration = [&] { step->run(params.tensors, optimizer, images.data(), masks.data(), 1e-4f); };
   } else {
-    predictor = std::make_unique<Predictor>(params, std::move(backend), opt.image_size, precision);
+    predictor = std::make_unique<Predictor>(params, std::move(backend), opt.image_size, precision,
+                                            parse_conv_algorithm(opt.conv));
     iteration = [&] { predictor->run(images.data(), opt.batch, out.data()); };
   }
 
@@ -76,18 +77,21 @@ void run_benchmark(const Options& opt) {
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const double images_per_s = opt.iters * opt.batch / seconds;
   // A training step is the forward pass plus the backward's two passes
-  // (data and weights), about 3x the forward's work.
+  // (data and weights), about 3x the forward's work. Counted as direct
+  // convolution: Winograd does fewer multiplications for the same result, so
+  // its figure is the direct-convolution rate it equals.
   const double flops_per_image = forward_flops(graph, opt.image_size, opt.image_size) * (train ? 3.0 : 1.0);
   const double gflops = images_per_s * flops_per_image / 1e9;
 
-  std::printf("mode %s, %s, batch %d, %dx%d, %d threads, %d iterations after %d warm-up\n", opt.mode.c_str(),
-              opt.precision.c_str(), opt.batch, opt.image_size, opt.image_size, cpu_threads(), opt.iters, opt.warmup);
+  std::printf("mode %s, %s, conv %s, batch %d, %dx%d, %d threads, %d iterations after %d warm-up\n",
+              opt.mode.c_str(), opt.precision.c_str(), opt.conv.c_str(), opt.batch, opt.image_size, opt.image_size,
+              cpu_threads(), opt.iters, opt.warmup);
   std::printf("throughput: %.2f images/s (%.1f GFLOP/s)\n", images_per_s, gflops);
   std::printf("latency per batch: p50 %.1f ms, p90 %.1f ms, p99 %.1f ms\n", percentile(ms, 0.5), percentile(ms, 0.9),
               percentile(ms, 0.99));
   std::printf("peak resident memory: %.0f MB\n", peak_rss_mb());
   if (!opt.json.empty()) {
-    nlohmann::json j = {{"mode", opt.mode},           {"precision", opt.precision},
+    nlohmann::json j = {{"mode", opt.mode},           {"precision", opt.precision}, {"conv", opt.conv},
                         {"device", opt.device},       {"batch", opt.batch},
                         {"image_size", opt.image_size}, {"threads", cpu_threads()},
                         {"iters", opt.iters},         {"warmup", opt.warmup},
@@ -106,6 +110,7 @@ void register_benchmark(CLI::App& app) {
   cmd->add_option("--mode", opt->mode, "train or infer")->check(CLI::IsMember({"train", "infer"}))->capture_default_str();
   cmd->add_option("--batch", opt->batch, "Batch size")->capture_default_str();
   cmd->add_option("--precision", opt->precision, "fp32 or bf16")->capture_default_str();
+  add_conv_option(cmd, opt->conv);
   cmd->add_option("--threads", opt->threads, "CPU threads (0: all cores)")->capture_default_str();
   cmd->add_option("--iters", opt->iters, "Timed iterations")->capture_default_str();
   cmd->add_option("--warmup", opt->warmup, "Untimed warm-up iterations")->capture_default_str();

@@ -12,7 +12,8 @@ namespace unetind::cli {
 
 void register_evaluate(CLI::App& app) {
   struct Options {
-    std::string data, model, json, csv, report, split = "Test", device = "cpu", precision = "fp32";
+    std::string data, model, json, csv, report, split = "Test", device = "cpu", precision = "fp32",
+                conv = "auto";
     int class_id = 1, batch = 8, image_size = kModelImageSize, threads = 0;
   };
   auto opt = std::make_shared<Options>();
@@ -29,11 +30,12 @@ void register_evaluate(CLI::App& app) {
   cmd->add_option("--threads", opt->threads, "CPU threads (0: all cores)")->capture_default_str();
   cmd->add_option("--device", opt->device, "Compute device")->capture_default_str();
   cmd->add_option("--precision", opt->precision, "fp32 or bf16")->capture_default_str();
+  add_conv_option(cmd, opt->conv);
   cmd->callback([opt] {
     const Split split = opt->split == "Train" ? Split::Train : Split::Test;
     const std::vector<Sample> samples = open_split(opt->data, opt->class_id, split);
     Predictor predictor(load_parameters(opt->model), make_backend(opt->device, opt->threads), opt->image_size,
-                        parse_precision(opt->precision));
+                        parse_precision(opt->precision), parse_conv_algorithm(opt->conv));
     Progress progress("evaluate", static_cast<long>(samples.size()));
     EvaluationOptions eo;
     eo.batch = opt->batch;

@@ -85,7 +85,7 @@ void run_predict(const PredictOptions& opt) {
   fs::create_directories(opt.out);
 
   Predictor predictor(load_parameters(opt.model), make_backend(opt.device, opt.threads), opt.image_size,
-                      parse_precision(opt.precision));
+                      parse_precision(opt.precision), parse_conv_algorithm(opt.conv));
   const size_t pixels = static_cast<size_t>(opt.image_size) * opt.image_size;
   std::vector<Row> rows;
   std::vector<std::string> failed;
@@ -148,6 +148,7 @@ void register_predict(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--device", opt->device, "Compute device")->capture_default_str();
   cmd->add_option("--precision", opt->precision, "fp32 or bf16")->capture_default_str();
+  add_conv_option(cmd, opt->conv);
   cmd->add_option("inputs", opt->inputs, "PNG files or directories of PNGs")->required();
   cmd->callback([opt] { run_predict(*opt); });
 }

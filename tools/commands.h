@@ -11,6 +11,9 @@ namespace unetind::cli {
 // a bad file) sets this.
 int& exit_code();
 
+// --conv, for the commands that run inference (predict, evaluate, benchmark).
+void add_conv_option(CLI::App* cmd, std::string& conv);
+
 // `predict`'s work, which `demo` runs too.
 struct PredictOptions {
   std::string model;
@@ -21,6 +24,7 @@ struct PredictOptions {
   int image_size = 512;
   std::string device = "cpu";
   std::string precision = "fp32";
+  std::string conv = "auto";
   std::vector<std::string> inputs;
 };
 void run_predict(const PredictOptions& options);

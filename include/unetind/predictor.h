@@ -14,7 +14,8 @@ namespace unetind {
 
 class Predictor {
  public:
-  Predictor(Parameters params, std::unique_ptr<Backend> backend, int image_size, Precision precision);
+  Predictor(Parameters params, std::unique_ptr<Backend> backend, int image_size, Precision precision,
+            ConvAlgorithm conv_algorithm = ConvAlgorithm::Auto);
 
   // images: count x size x size, prepared (prepare_input); probs: the same
   // size, sigmoid outputs.
@@ -29,6 +30,7 @@ class Predictor {
   std::unique_ptr<Backend> backend_;
   int image_size_;
   Precision precision_;
+  ConvAlgorithm conv_algorithm_;
   std::map<int, std::unique_ptr<Executor>> executors_;
 };
 

@@ -36,6 +36,14 @@ Precision parse_precision(const std::string& s) {
   throw Error("unknown precision '" + s + "' (choose from fp32, tf32, bf16)");
 }
 
+std::string to_string(ConvAlgorithm a) { return a == ConvAlgorithm::Direct ? "direct" : "auto"; }
+
+ConvAlgorithm parse_conv_algorithm(const std::string& s) {
+  if (s == "auto") return ConvAlgorithm::Auto;
+  if (s == "direct") return ConvAlgorithm::Direct;
+  throw Error("unknown convolution algorithm '" + s + "' (choose from auto, direct)");
+}
+
 std::vector<std::string> available_backends() {
   std::vector<std::string> names{"cpu"};
 #ifdef UNETIND_HAVE_CUDA

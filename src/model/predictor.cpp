@@ -5,19 +5,21 @@
 
 namespace unetind {
 
-Predictor::Predictor(Parameters params, std::unique_ptr<Backend> backend, int image_size, Precision precision)
+Predictor::Predictor(Parameters params, std::unique_ptr<Backend> backend, int image_size, Precision precision,
+                     ConvAlgorithm conv_algorithm)
     : params_(std::move(params)),
       graph_(build_graph(params_.config)),
       backend_(std::move(backend)),
       image_size_(image_size),
-      precision_(precision) {
+      precision_(precision),
+      conv_algorithm_(conv_algorithm) {
   check_image_size(image_size);
 }
 
 void Predictor::run(const float* images, int count, float* probs) {
   auto& exec = executors_[count];
   if (!exec) {
-    exec = backend_->compile(graph_, ExecConfig{count, image_size_, image_size_, false, precision_});
+    exec = backend_->compile(graph_, ExecConfig{count, image_size_, image_size_, false, precision_, conv_algorithm_});
     exec->set_parameters(params_.tensors);
   }
   exec->forward(images, probs, true);

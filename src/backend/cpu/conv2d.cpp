@@ -16,18 +16,19 @@ Padding same_padding(int k) {
 }
 
 float eltwise_alpha(Activation a) { return a == Activation::LeakyRelu ? kLeakyReluAlpha : 0.0f; }
+
+// An activation's descriptor: the 16-channel-blocked layout if asked for and
+// the channels fill whole blocks, else left to the primitive.
+memory::desc activation_desc(int n, int c, int h, int w, dt type, bool blocked) {
+  return blocked && c % 16 == 0 ? memory::desc({n, c, h, w}, type, tag::nChw16c) : any_desc(n, c, h, w, type);
+}
 }  // namespace
 
 memory conv_forward(Net& net, ConvLayer& layer, const memory& src, int batch, int height, int width, dt act_type,
-                    dt dst_type, bool training) {
+                    dt dst_type, bool training, bool winograd) {
   const ConvSpec& s = layer.spec;
   const Padding pad = same_padding(s.kernel);
   const memory::dims weights_dims{s.out_channels, s.in_channels, s.kernel, s.kernel};
-  auto desc = dnnl::convolution_forward::desc(
-      training ? prop_kind::forward_training : prop_kind::forward_inference, algorithm::convolution_direct,
-      any_desc(batch, s.in_channels, height, width, act_type), memory::desc(weights_dims, act_type, tag::any),
-      memory::desc({s.out_channels}, dt::f32, tag::x), any_desc(batch, s.out_channels, height, width, dst_type),
-      {1, 1}, pad.before, pad.after);
   dnnl::primitive_attr attr;
   if (s.activation != Activation::None) {
     dnnl::post_ops ops;
@@ -35,7 +36,24 @@ memory conv_forward(Net& net, ConvLayer& layer, const memory& src, int batch, in
     ops.append_eltwise(1.0f, algorithm::eltwise_relu, eltwise_alpha(s.activation), 0.0f);
     attr.set_post_ops(ops);
   }
-  layer.fwd_pd = dnnl::convolution_forward::primitive_desc(desc, user_scratchpad(attr), net.engine);
+  auto make_pd = [&](algorithm alg) {
+    auto desc = dnnl::convolution_forward::desc(
+        training ? prop_kind::forward_training : prop_kind::forward_inference, alg,
+        activation_desc(batch, s.in_channels, height, width, act_type, winograd),
+        memory::desc(weights_dims, act_type, tag::any), memory::desc({s.out_channels}, dt::f32, tag::x),
+        activation_desc(batch, s.out_channels, height, width, dst_type, winograd), {1, 1}, pad.before, pad.after);
+    return dnnl::convolution_forward::primitive_desc(desc, user_scratchpad(attr), net.engine);
+  };
+  layer.fwd_pd = make_pd(algorithm::convolution_direct);
+  if (winograd && s.kernel == 3 && s.in_channels % 16 == 0) {
+    // Not the input convolution: Winograd would take its one channel padded
+    // to 16, 3x slower than direct. oneDNN has no Winograd kernel for some
+    // shapes and post-ops (leaky ReLU): those keep the direct one.
+    try {
+      layer.fwd_pd = make_pd(algorithm::convolution_winograd);
+    } catch (const dnnl::error&) {
+    }
+  }
 
   layer.user_weights = user_memory(net, weights_dims, tag::hwio);
   layer.user_bias = user_memory(net, {s.out_channels}, tag::x);

@@ -95,6 +95,8 @@ class CpuExecutor final : public Executor {
   void build_forward() {
     const int n = config_.batch;
     const dt act = config_.precision == Precision::BF16 ? dt::bf16 : dt::f32;
+    // oneDNN's Winograd kernels are fp32 and forward-only.
+    const bool winograd = config_.conv_algorithm == ConvAlgorithm::Auto && act == dt::f32 && !config_.training;
     user_input_ = user_memory(net_, {n, graph_.nodes[0].channels, config_.height, config_.width}, tag::nhwc);
     outs_.assign(graph_.nodes.size(), memory());
     pools_.resize(graph_.nodes.size());
@@ -108,7 +110,7 @@ class CpuExecutor final : public Executor {
           // The logits stay fp32 whatever the compute precision.
           const dt dst_type = static_cast<int>(i) == graph_.output ? dt::f32 : act;
           outs_[i] = conv_forward(net_, convs_[node.conv], in, n, height_of(node), width_of(node), act, dst_type,
-                                  config_.training);
+                                  config_.training, winograd);
           break;
         }
         case OpKind::MaxPool2x2: outs_[i] = pool_forward(net_, pools_[i], in, config_.training); break;

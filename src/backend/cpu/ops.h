@@ -30,8 +30,12 @@ struct ConvLayer {
 
 // act_type is the compute type of src, weights and dst; dst_type may differ
 // (f32 logits after bf16 layers). Bias and gradients are f32 whatever it is.
+// `winograd` (fp32 inference only): src and dst in the 16-channel-blocked
+// layout that oneDNN's Winograd kernels take, and a 3x3 convolution by
+// Winograd where oneDNN has a kernel for it (otherwise direct, still blocked
+// so that neighbours need no reorder).
 memory conv_forward(Net& net, ConvLayer& layer, const memory& src, int batch, int height, int width, dt act_type,
-                    dt dst_type, bool training);
+                    dt dst_type, bool training, bool winograd);
 // diff_dst is d(loss)/d(activation output), of any type (converted to the
 // compute type); returns d(loss)/d(src) unless need_diff_src is false (the
 // first convolution).
