@@ -80,10 +80,13 @@ TEST(Model, OrthogonalKernelsHaveOrthonormalColumns) {
     }
 }
 
-class ModelVsReference : public ::testing::TestWithParam<Activation> {};
+// Training executors, with each activation and convolution algorithm
+// (Winograd where oneDNN has it, or direct only).
+class ModelVsReference : public ::testing::TestWithParam<std::tuple<Activation, ConvAlgorithm>> {};
 
 TEST_P(ModelVsReference, ForwardAndGradientsMatch) {
-  const ModelConfig config{Variant::TinyUNet, GetParam()};
+  const auto [activation, algorithm] = GetParam();
+  const ModelConfig config{Variant::TinyUNet, activation};
   const Graph graph = build_graph(config);
   Parameters p = init_parameters(config, Initializer::HeUniform, 9);
   // Non-zero biases, so that a bias bug cannot hide.
@@ -91,7 +94,7 @@ TEST_P(ModelVsReference, ForwardAndGradientsMatch) {
   const int n = 2, h = 48, w = 64;
   const auto input = test::random_values(size_t(n) * h * w, 1);
 
-  auto exec = make_backend("cpu")->compile(graph, {n, h, w, true, Precision::F32});
+  auto exec = make_backend("cpu")->compile(graph, {n, h, w, true, Precision::F32, algorithm});
   exec->set_parameters(p.tensors);
   std::vector<float> logits(size_t(n) * h * w);
   exec->forward(input.data(), logits.data(), false);
@@ -116,13 +119,20 @@ TEST_P(ModelVsReference, ForwardAndGradientsMatch) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Activations, ModelVsReference, ::testing::Values(Activation::Relu, Activation::LeakyRelu),
-                         [](const auto& info) { return to_string(info.param); });
+// "relu_auto", "leaky_relu_direct", ...
+std::string activation_and_algorithm(const ::testing::TestParamInfo<std::tuple<Activation, ConvAlgorithm>>& info) {
+  return to_string(std::get<0>(info.param)) + "_" + to_string(std::get<1>(info.param));
+}
+const auto kActivationsAndAlgorithms =
+    ::testing::Combine(::testing::Values(Activation::Relu, Activation::LeakyRelu),
+                       ::testing::Values(ConvAlgorithm::Auto, ConvAlgorithm::Direct));
 
-// Inference executors compute 3x3 convolutions by Winograd (ConvAlgorithm::
-// Auto, fp32) or directly: both against the reference, with each activation
-// (oneDNN has no Winograd kernel with leaky ReLU fused, so that one checks the
-// fallback to direct inside the blocked layout).
+INSTANTIATE_TEST_SUITE_P(ActivationsAndAlgorithms, ModelVsReference, kActivationsAndAlgorithms,
+                         activation_and_algorithm);
+
+// Inference executors, likewise (oneDNN has no Winograd kernel with leaky
+// ReLU fused, so that one checks the fallback to direct inside the blocked
+// layout).
 class InferenceVsReference : public ::testing::TestWithParam<std::tuple<Activation, ConvAlgorithm>> {};
 
 TEST_P(InferenceVsReference, LogitsMatch) {
@@ -146,11 +156,8 @@ TEST_P(InferenceVsReference, LogitsMatch) {
   EXPECT_LE(test::max_abs_diff(logits, want), 1e-5 * scale);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    ActivationsAndAlgorithms, InferenceVsReference,
-    ::testing::Combine(::testing::Values(Activation::Relu, Activation::LeakyRelu),
-                       ::testing::Values(ConvAlgorithm::Auto, ConvAlgorithm::Direct)),
-    [](const auto& info) { return to_string(std::get<0>(info.param)) + "_" + to_string(std::get<1>(info.param)); });
+INSTANTIATE_TEST_SUITE_P(ActivationsAndAlgorithms, InferenceVsReference, kActivationsAndAlgorithms,
+                         activation_and_algorithm);
 
 TEST(Model, PrepareInputCropsAndPadsLikeTensorFlow) {
   // 5 wide (crop to 2: starts at (5-2)/2 = 1), 1 high (pad to 2: extra row after).

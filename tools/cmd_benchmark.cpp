@@ -58,7 +58,7 @@ void run_benchmark(const Options& opt) {
   RmsProp optimizer;
   if (train) {
     step = std::make_unique<TrainingStep>(params.config, *backend, opt.batch, opt.image_size, precision,
-                                          LossKind::Adaptive, 1e-5);
+                                          LossKind::Adaptive, 1e-5, parse_conv_algorithm(opt.conv));
     iteration = [&] { step->run(params.tensors, optimizer, images.data(), masks.data(), 1e-4f); };
   } else {
     predictor = std::make_unique<Predictor>(params, std::move(backend), opt.image_size, precision,

@@ -21,7 +21,7 @@ void register_train(CLI::App& app) {
   struct Options {
     TrainOptions train;
     std::string loss = "adaptive_loss", variant = "tinyUNet", activation = "relu", init = "he_normal";
-    std::string precision = "fp32";
+    std::string precision = "fp32", conv = "auto";
     bool no_augment = false;
     float lr = 1e-4f;
   };
@@ -56,6 +56,7 @@ void register_train(CLI::App& app) {
   cmd->add_option("--threads", t.threads, "CPU compute threads (0: all cores)")->capture_default_str();
   cmd->add_option("--loader-threads", t.loader_threads, "PNG decoding threads")->capture_default_str();
   cmd->add_option("--precision", opt->precision, "fp32 or bf16")->capture_default_str();
+  add_conv_option(cmd, opt->conv);
   cmd->add_option("--checkpoint-every", t.checkpoint_every, "Steps between checkpoints")->capture_default_str();
   cmd->add_option("--display-every", t.display_every, "Steps between log lines")->capture_default_str();
   cmd->add_flag("--resume", t.resume, "Continue the run in --out from its checkpoint");
@@ -69,6 +70,7 @@ void register_train(CLI::App& app) {
     t.model = {parse_variant(opt->variant), parse_activation(opt->activation)};
     t.init = parse_initializer(opt->init);
     t.precision = parse_precision(opt->precision);
+    t.conv_algorithm = parse_conv_algorithm(opt->conv);
     t.augment = !opt->no_augment;
 
     std::signal(SIGINT, on_stop_signal);
@@ -93,7 +95,8 @@ void register_train(CLI::App& app) {
       // NVIDIA's train_and_evaluate: the metrics of the current weights on
       // the Test split, logged to metrics.jsonl without the per-image rows.
       hooks.evaluate = [&](const Parameters& params, int64_t step) {
-        Predictor predictor(params, make_backend(t.device, t.threads), t.image_size, t.precision);
+        Predictor predictor(params, make_backend(t.device, t.threads), t.image_size, t.precision,
+                            t.conv_algorithm);
         const EvalReport report = evaluate_samples(predictor, test_samples, {});
         const ThresholdResult& half = report.thresholds[kHalfThresholdIndex];
         if (!progress.active())

@@ -11,7 +11,8 @@ namespace unetind::cli {
 // a bad file) sets this.
 int& exit_code();
 
-// --conv, for the commands that run inference (predict, evaluate, benchmark).
+// --conv, for the commands that run the model (predict, evaluate, train,
+// benchmark).
 void add_conv_option(CLI::App* cmd, std::string& conv);
 
 // `predict`'s work, which `demo` runs too.

@@ -19,10 +19,11 @@ std::string to_string(Precision p);  // "fp32" | "tf32" | "bf16"
 Precision parse_precision(const std::string& s);
 
 // How convolutions are computed. Auto: the fastest the backend has; on the
-// CPU that is Winograd F(4x4, 3x3) for the 3x3 convolutions of fp32
-// inference (1.6x faster on AVX-512, within 1e-5 of direct), direct
-// convolution everywhere else. Direct: direct convolution only, the closest
-// to the reference's arithmetic.
+// CPU that is Winograd F(4x4, 3x3) for the 3x3 convolutions in fp32,
+// forward and backward (1.5x faster inference on AVX-512; logits within 1e-5
+// of direct, relative to the largest), direct convolution everywhere else.
+// Direct: direct convolution only, the closest to the reference's
+// arithmetic.
 enum class ConvAlgorithm { Auto, Direct };
 std::string to_string(ConvAlgorithm a);  // "auto" | "direct"
 ConvAlgorithm parse_conv_algorithm(const std::string& s);

@@ -28,7 +28,7 @@ struct StepResult {
 class TrainingStep {
  public:
   TrainingStep(const ModelConfig& model, Backend& backend, int batch, int image_size, Precision precision,
-               LossKind loss, double weight_decay);
+               LossKind loss, double weight_decay, ConvAlgorithm conv_algorithm = ConvAlgorithm::Auto);
   // images, masks: batch x size x size. Updates `params` and `optimizer`.
   // Throws Error when the loss is not finite, before anything is updated.
   StepResult run(std::vector<NamedTensor>& params, RmsProp& optimizer, const float* images, const float* masks,
@@ -62,6 +62,7 @@ struct TrainOptions {
   int threads = 0;
   int loader_threads = 2;
   Precision precision = Precision::F32;
+  ConvAlgorithm conv_algorithm = ConvAlgorithm::Auto;
   int checkpoint_every = 1000;
   int display_every = 50;
   int eval_every = 0;  // 0: no evaluation during training

@@ -179,6 +179,7 @@ nlohmann::json to_json(const TrainOptions& o) {
           {"init", to_string(o.init)},
           {"device", o.device},
           {"precision", to_string(o.precision)},
+          {"conv", to_string(o.conv_algorithm)},
           {"checkpoint_every", o.checkpoint_every},
           {"eval_every", o.eval_every}};
 }
@@ -225,7 +226,7 @@ TrainResult train(const TrainOptions& options, const TrainHooks& hooks, const st
 
   auto backend = make_backend(options.device, options.threads);
   TrainingStep trainer(options.model, *backend, options.batch, options.image_size, options.precision, options.loss,
-                       options.weight_decay);
+                       options.weight_decay, options.conv_algorithm);
   int64_t last_checkpoint = step;
   auto checkpoint = [&] {
     save_checkpoint(files, params, optimizer, step, loader->state(), options);

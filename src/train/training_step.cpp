@@ -6,8 +6,9 @@
 namespace unetind {
 
 TrainingStep::TrainingStep(const ModelConfig& model, Backend& backend, int batch, int image_size,
-                           Precision precision, LossKind loss, double weight_decay)
-    : exec_(backend.compile(build_graph(model), ExecConfig{batch, image_size, image_size, true, precision})),
+                           Precision precision, LossKind loss, double weight_decay, ConvAlgorithm conv_algorithm)
+    : exec_(backend.compile(build_graph(model),
+                            ExecConfig{batch, image_size, image_size, true, precision, conv_algorithm})),
       loss_(loss),
       weight_decay_(weight_decay),
       logits_(static_cast<size_t>(batch) * image_size * image_size),

@@ -17,6 +17,21 @@ Padding same_padding(int k) {
 
 float eltwise_alpha(Activation a) { return a == Activation::LeakyRelu ? kLeakyReluAlpha : 0.0f; }
 
+// Builds a convolution primitive descriptor with `alg`. oneDNN has Winograd
+// kernels only for some shapes and post-ops (not leaky ReLU): elsewhere it is
+// built direct, and `alg` says so.
+template <typename MakePd>
+auto with_fallback(algorithm& alg, MakePd make_pd) {
+  if (alg == algorithm::convolution_winograd) {
+    try {
+      return make_pd(alg);
+    } catch (const dnnl::error&) {
+    }
+  }
+  alg = algorithm::convolution_direct;
+  return make_pd(alg);
+}
+
 // An activation's descriptor: the 16-channel-blocked layout if asked for and
 // the channels fill whole blocks, else left to the primitive.
 memory::desc activation_desc(int n, int c, int h, int w, dt type, bool blocked) {
@@ -44,16 +59,11 @@ memory conv_forward(Net& net, ConvLayer& layer, const memory& src, int batch, in
         activation_desc(batch, s.out_channels, height, width, dst_type, winograd), {1, 1}, pad.before, pad.after);
     return dnnl::convolution_forward::primitive_desc(desc, user_scratchpad(attr), net.engine);
   };
-  layer.fwd_pd = make_pd(algorithm::convolution_direct);
-  if (winograd && s.kernel == 3 && s.in_channels % 16 == 0) {
-    // Not the input convolution: Winograd would take its one channel padded
-    // to 16, 3x slower than direct. oneDNN has no Winograd kernel for some
-    // shapes and post-ops (leaky ReLU): those keep the direct one.
-    try {
-      layer.fwd_pd = make_pd(algorithm::convolution_winograd);
-    } catch (const dnnl::error&) {
-    }
-  }
+  // Not the input convolution: Winograd would take its one channel padded to
+  // 16, 3x slower than direct.
+  const bool try_winograd = winograd && s.kernel == 3 && s.in_channels % 16 == 0;
+  layer.algorithm = try_winograd ? algorithm::convolution_winograd : algorithm::convolution_direct;
+  layer.fwd_pd = with_fallback(layer.algorithm, make_pd);
 
   layer.user_weights = user_memory(net, weights_dims, tag::hwio);
   layer.user_bias = user_memory(net, {s.out_channels}, tag::x);
@@ -99,12 +109,14 @@ std::optional<memory> conv_backward(Net& net, ConvLayer& layer, const memory& di
   }
 
   // Weights and bias gradients.
-  auto bwd_w_pd = dnnl::convolution_backward_weights::primitive_desc(
-      dnnl::convolution_backward_weights::desc(algorithm::convolution_direct, any_like(src_md),
-                                               memory::desc(weights_dims, dt::f32, tag::any),
-                                               memory::desc({s.out_channels}, dt::f32, tag::x), any_like(dst_md),
-                                               {1, 1}, pad.before, pad.after),
-      user_scratchpad(), net.engine, layer.fwd_pd);
+  algorithm w_alg = layer.algorithm;
+  auto bwd_w_pd = with_fallback(w_alg, [&](algorithm alg) {
+    return dnnl::convolution_backward_weights::primitive_desc(
+        dnnl::convolution_backward_weights::desc(alg, any_like(src_md), memory::desc(weights_dims, dt::f32, tag::any),
+                                                 memory::desc({s.out_channels}, dt::f32, tag::x), any_like(dst_md),
+                                                 {1, 1}, pad.before, pad.after),
+        user_scratchpad(), net.engine, layer.fwd_pd);
+  });
   memory w_src = reorder_if_needed(net, net.backward, layer.src, bwd_w_pd.src_desc());
   memory w_diff_dst = reorder_if_needed(net, net.backward, diff_pre, bwd_w_pd.diff_dst_desc());
   layer.diff_weights = net.make(bwd_w_pd.diff_weights_desc());
@@ -120,11 +132,13 @@ std::optional<memory> conv_backward(Net& net, ConvLayer& layer, const memory& di
                       reorder_step(layer.diff_bias, layer.user_diff_bias)};
 
   if (!need_diff_src) return std::nullopt;
-  auto bwd_d_pd = dnnl::convolution_backward_data::primitive_desc(
-      dnnl::convolution_backward_data::desc(algorithm::convolution_direct, any_like(src_md),
-                                            memory::desc(weights_dims, act_type, tag::any), any_like(dst_md),
-                                            {1, 1}, pad.before, pad.after),
-      user_scratchpad(), net.engine, layer.fwd_pd);
+  algorithm d_alg = layer.algorithm;
+  auto bwd_d_pd = with_fallback(d_alg, [&](algorithm alg) {
+    return dnnl::convolution_backward_data::primitive_desc(
+        dnnl::convolution_backward_data::desc(alg, any_like(src_md), memory::desc(weights_dims, act_type, tag::any),
+                                              any_like(dst_md), {1, 1}, pad.before, pad.after),
+        user_scratchpad(), net.engine, layer.fwd_pd);
+  });
   // The weights change only in set_parameters: their backward layout is made there.
   layer.bwd_data_weights = layer.weights;
   if (bwd_d_pd.weights_desc() != layer.weights.get_desc()) {

@@ -95,8 +95,8 @@ class CpuExecutor final : public Executor {
   void build_forward() {
     const int n = config_.batch;
     const dt act = config_.precision == Precision::BF16 ? dt::bf16 : dt::f32;
-    // oneDNN's Winograd kernels are fp32 and forward-only.
-    const bool winograd = config_.conv_algorithm == ConvAlgorithm::Auto && act == dt::f32 && !config_.training;
+    // oneDNN's Winograd kernels are fp32 only.
+    const bool winograd = config_.conv_algorithm == ConvAlgorithm::Auto && act == dt::f32;
     user_input_ = user_memory(net_, {n, graph_.nodes[0].channels, config_.height, config_.width}, tag::nhwc);
     outs_.assign(graph_.nodes.size(), memory());
     pools_.resize(graph_.nodes.size());

@@ -17,6 +17,7 @@ namespace unetind::cpu {
 struct ConvLayer {
   ConvSpec spec;
   dnnl::convolution_forward::primitive_desc fwd_pd;
+  dnnl::algorithm algorithm = dnnl::algorithm::convolution_direct;  // what fwd_pd computes by; backward follows
   memory weights, bias;                    // in the primitive's layout
   memory user_weights, user_bias;          // HWIO / [out], handles set by set_parameters
   std::vector<Step> load_steps;            // user -> primitive layouts, run once per set_parameters
@@ -30,10 +31,10 @@ struct ConvLayer {
 
 // act_type is the compute type of src, weights and dst; dst_type may differ
 // (f32 logits after bf16 layers). Bias and gradients are f32 whatever it is.
-// `winograd` (fp32 inference only): src and dst in the 16-channel-blocked
-// layout that oneDNN's Winograd kernels take, and a 3x3 convolution by
-// Winograd where oneDNN has a kernel for it (otherwise direct, still blocked
-// so that neighbours need no reorder).
+// `winograd` (fp32 only): src and dst in the 16-channel-blocked layout that
+// oneDNN's Winograd kernels take, and a 3x3 convolution by Winograd where
+// oneDNN has a kernel for it (otherwise direct, still blocked so that
+// neighbours need no reorder); conv_backward then uses Winograd too.
 memory conv_forward(Net& net, ConvLayer& layer, const memory& src, int batch, int height, int width, dt act_type,
                     dt dst_type, bool training, bool winograd);
 // diff_dst is d(loss)/d(activation output), of any type (converted to the
