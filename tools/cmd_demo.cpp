@@ -1,5 +1,5 @@
 // `unet-industrial demo` (what `make demo` runs): the whole product on a
-// generated DAGM-like class in about 5 minutes on 2 cores — data, training,
+// generated DAGM-like class in about 2 minutes on 2 cores — data, training,
 // evaluation, predictions and an HTML report in demo-output/.
 #include <chrono>
 #include <cstdio>
