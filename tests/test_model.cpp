@@ -80,24 +80,41 @@ TEST(Model, OrthogonalKernelsHaveOrthonormalColumns) {
     }
 }
 
-// Training executors, with each activation and convolution algorithm
-// (Winograd where oneDNN has it, or direct only).
-class ModelVsReference : public ::testing::TestWithParam<std::tuple<Activation, ConvAlgorithm>> {};
+// The whole model against the reference, with each activation and
+// convolution algorithm (Winograd where oneDNN has it, or direct only; oneDNN
+// has no Winograd kernel with leaky ReLU fused, so that one checks the
+// fallback to direct inside the blocked layout).
+class ModelVsReference : public ::testing::TestWithParam<std::tuple<Activation, ConvAlgorithm>> {
+ protected:
+  void SetUp() override {
+    config = {Variant::TinyUNet, std::get<0>(GetParam())};
+    graph = build_graph(config);
+    p = init_parameters(config, Initializer::HeUniform, 9);
+    // Non-zero biases, so that a bias bug cannot hide.
+    for (size_t i = 1; i < p.tensors.size(); i += 2)
+      p.tensors[i].tensor = test::random_tensor(p.tensors[i].tensor.shape, i, 0.05f);
+    input = test::random_values(size_t(n) * h * w, 1);
+  }
+  // Compiles the model for training or inference, runs it forward and returns
+  // its logits.
+  std::vector<float> run_forward(bool training) {
+    exec = make_backend("cpu")->compile(graph, {n, h, w, training, Precision::F32, std::get<1>(GetParam())});
+    exec->set_parameters(p.tensors);
+    std::vector<float> logits(size_t(n) * h * w);
+    exec->forward(input.data(), logits.data(), false);
+    return logits;
+  }
+
+  static constexpr int n = 2, h = 48, w = 64;
+  ModelConfig config;
+  Graph graph;
+  Parameters p;
+  std::vector<float> input;
+  std::unique_ptr<Executor> exec;
+};
 
 TEST_P(ModelVsReference, ForwardAndGradientsMatch) {
-  const auto [activation, algorithm] = GetParam();
-  const ModelConfig config{Variant::TinyUNet, activation};
-  const Graph graph = build_graph(config);
-  Parameters p = init_parameters(config, Initializer::HeUniform, 9);
-  // Non-zero biases, so that a bias bug cannot hide.
-  for (size_t i = 1; i < p.tensors.size(); i += 2) p.tensors[i].tensor = test::random_tensor(p.tensors[i].tensor.shape, i, 0.05f);
-  const int n = 2, h = 48, w = 64;
-  const auto input = test::random_values(size_t(n) * h * w, 1);
-
-  auto exec = make_backend("cpu")->compile(graph, {n, h, w, true, Precision::F32, algorithm});
-  exec->set_parameters(p.tensors);
-  std::vector<float> logits(size_t(n) * h * w);
-  exec->forward(input.data(), logits.data(), false);
+  const std::vector<float> logits = run_forward(true);
   const auto want = ref::forward_logits(graph, p.tensors, input.data(), n, h, w);
   EXPECT_LE(test::max_abs_diff(logits, want), 1e-4);
 
@@ -119,45 +136,21 @@ TEST_P(ModelVsReference, ForwardAndGradientsMatch) {
   }
 }
 
-// "relu_auto", "leaky_relu_direct", ...
-std::string activation_and_algorithm(const ::testing::TestParamInfo<std::tuple<Activation, ConvAlgorithm>>& info) {
-  return to_string(std::get<0>(info.param)) + "_" + to_string(std::get<1>(info.param));
-}
-const auto kActivationsAndAlgorithms =
-    ::testing::Combine(::testing::Values(Activation::Relu, Activation::LeakyRelu),
-                       ::testing::Values(ConvAlgorithm::Auto, ConvAlgorithm::Direct));
-
-INSTANTIATE_TEST_SUITE_P(ActivationsAndAlgorithms, ModelVsReference, kActivationsAndAlgorithms,
-                         activation_and_algorithm);
-
-// Inference executors, likewise (oneDNN has no Winograd kernel with leaky
-// ReLU fused, so that one checks the fallback to direct inside the blocked
-// layout).
-class InferenceVsReference : public ::testing::TestWithParam<std::tuple<Activation, ConvAlgorithm>> {};
-
-TEST_P(InferenceVsReference, LogitsMatch) {
-  const auto [activation, algorithm] = GetParam();
-  const ModelConfig config{Variant::TinyUNet, activation};
-  const Graph graph = build_graph(config);
-  Parameters p = init_parameters(config, Initializer::HeUniform, 9);
-  for (size_t i = 1; i < p.tensors.size(); i += 2) p.tensors[i].tensor = test::random_tensor(p.tensors[i].tensor.shape, i, 0.05f);
-  const int n = 2, h = 48, w = 64;
-  const auto input = test::random_values(size_t(n) * h * w, 1);
-
-  ExecConfig exec_config{n, h, w, false, Precision::F32};
-  exec_config.conv_algorithm = algorithm;
-  auto exec = make_backend("cpu")->compile(graph, exec_config);
-  exec->set_parameters(p.tensors);
-  std::vector<float> logits(size_t(n) * h * w);
-  exec->forward(input.data(), logits.data(), false);
+TEST_P(ModelVsReference, InferenceLogitsMatch) {
+  const std::vector<float> logits = run_forward(false);
   const auto want = ref::forward_logits(graph, p.tensors, input.data(), n, h, w);
   double scale = 1e-3;
   for (float v : want) scale = std::max(scale, double(std::fabs(v)));
   EXPECT_LE(test::max_abs_diff(logits, want), 1e-5 * scale);
 }
 
-INSTANTIATE_TEST_SUITE_P(ActivationsAndAlgorithms, InferenceVsReference, kActivationsAndAlgorithms,
-                         activation_and_algorithm);
+INSTANTIATE_TEST_SUITE_P(
+    ActivationsAndAlgorithms, ModelVsReference,
+    ::testing::Combine(::testing::Values(Activation::Relu, Activation::LeakyRelu),
+                       ::testing::Values(ConvAlgorithm::Auto, ConvAlgorithm::Direct)),
+    [](const auto& info) {  // "relu_auto", "leaky_relu_direct", ...
+      return to_string(std::get<0>(info.param)) + "_" + to_string(std::get<1>(info.param));
+    });
 
 TEST(Model, PrepareInputCropsAndPadsLikeTensorFlow) {
   // 5 wide (crop to 2: starts at (5-2)/2 = 1), 1 high (pad to 2: extra row after).
