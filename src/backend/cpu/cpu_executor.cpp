@@ -12,6 +12,12 @@ namespace unetind::cpu {
 
 namespace {
 
+// oneDNN's Winograd and bf16 kernels need AVX-512 (avx512_core) at least.
+bool cpu_has_avx512_core() {
+  const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
+  return (isa & dnnl_cpu_isa_avx512_core) == dnnl_cpu_isa_avx512_core;
+}
+
 class CpuExecutor final : public Executor {
  public:
   CpuExecutor(const Graph& graph, const ExecConfig& config) : graph_(graph), config_(config) {
@@ -95,8 +101,9 @@ class CpuExecutor final : public Executor {
   void build_forward() {
     const int n = config_.batch;
     const dt act = config_.precision == Precision::BF16 ? dt::bf16 : dt::f32;
-    // oneDNN's Winograd kernels are fp32 only.
-    const bool winograd = config_.conv_algorithm == ConvAlgorithm::Auto && act == dt::f32;
+    // oneDNN's Winograd kernels are fp32 and AVX-512 only. Elsewhere the
+    // blocked layout they want would push the direct kernels onto slow paths.
+    const bool winograd = config_.conv_algorithm == ConvAlgorithm::Auto && act == dt::f32 && cpu_has_avx512_core();
     user_input_ = user_memory(net_, {n, graph_.nodes[0].channels, config_.height, config_.width}, tag::nhwc);
     outs_.assign(graph_.nodes.size(), memory());
     pools_.resize(graph_.nodes.size());
@@ -185,8 +192,7 @@ ArenaStats arena_stats(const Executor& exec) {
 std::unique_ptr<Executor> compile_cpu(const Graph& graph, const ExecConfig& config) {
   // oneDNN runs bf16 natively with AVX512-BF16, emulates it (slowly) with
   // plain AVX-512 and has no bf16 kernels below that.
-  const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
-  if (config.precision == Precision::BF16 && (isa & dnnl_cpu_isa_avx512_core) != dnnl_cpu_isa_avx512_core)
+  if (config.precision == Precision::BF16 && !cpu_has_avx512_core())
     throw Error("cpu backend: bf16 needs a CPU with AVX-512 (oneDNN has no bf16 kernels for this one); use fp32");
   try {
     return std::make_unique<CpuExecutor>(graph, config);
