@@ -18,8 +18,8 @@ enum class Precision { F32, TF32, BF16 };
 std::string to_string(Precision p);  // "fp32" | "tf32" | "bf16"
 Precision parse_precision(const std::string& s);
 
-// How convolutions are computed. Auto: the fastest the backend has; on the
-// CPU that is Winograd F(4x4, 3x3) for the 3x3 convolutions in fp32,
+// How convolutions are computed. Auto: the fastest the backend has; on an
+// AVX-512 CPU that is Winograd F(4x4, 3x3) for the 3x3 convolutions in fp32,
 // forward and backward (1.5x faster inference on AVX-512; logits within 1e-5
 // of direct, relative to the largest), direct convolution everywhere else.
 // Direct: direct convolution only, the closest to the reference's
