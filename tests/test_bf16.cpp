@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "op_cases.h"
 #include "reference_ops.h"
 #include "test_util.h"
 #include "unetind/backend.h"
@@ -38,133 +39,32 @@ std::vector<float> round_bf16(std::vector<float> v) {
   return v;
 }
 
-double scale_of(const std::vector<float>& v) {
-  double m = 1e-3;
-  for (float x : v) m = std::max(m, double(std::fabs(x)));
-  return m;
-}
-
-Node conv_node(int input, int conv, int channels, int scale) { return Node{OpKind::Conv2d, {input}, conv, channels, scale}; }
-
-Graph single_conv(int k, int cin, int cout, Activation act) {
-  Graph g;
-  g.convs.push_back({"c0", k, cin, cout, act});
-  g.nodes = {Node{OpKind::Input, {}, -1, cin, 1}, conv_node(0, 0, cout, 1)};
-  g.output = 1;
-  return g;
-}
-
-// Input -> conv -> op, so that the conv's gradients show the op's backward.
-Graph conv_then(OpKind op, int c) {
-  Graph g;
-  g.convs.push_back({"c0", 3, c, c, Activation::None});
-  const bool pool = op == OpKind::MaxPool2x2;
-  g.nodes = {Node{OpKind::Input, {}, -1, c, pool ? 1 : 2}, conv_node(0, 0, c, pool ? 1 : 2),
-             Node{op, {1}, -1, c, pool ? 2 : 1}};
-  g.output = 2;
-  return g;
-}
-
-// Input -> A -> B, concat[B, A]: A's gradient has two contributions.
-Graph concat_graph(int c, int ca, int cb) {
-  Graph g;
-  g.convs.push_back({"a", 3, c, ca, Activation::Relu});
-  g.convs.push_back({"b", 3, ca, cb, Activation::LeakyRelu});
-  g.nodes = {Node{OpKind::Input, {}, -1, c, 1}, conv_node(0, 0, ca, 1), conv_node(1, 1, cb, 1),
-             Node{OpKind::Concat, {2, 1}, -1, ca + cb, 1}};
-  g.output = 3;
-  return g;
-}
-
-struct Case {
-  std::string name;
-  Graph graph;
-  int batch, height, width;
-};
-
-std::vector<Case> cases() {
-  std::vector<Case> cs;
-  for (int k : {1, 2, 3})
-    for (auto [cin, cout] : std::vector<std::pair<int, int>>{{1, 32}, {3, 5}, {16, 16}, {17, 33}, {64, 32}})
-      for (Activation act : {Activation::None, Activation::Relu, Activation::LeakyRelu})
-        cs.push_back({"conv" + std::to_string(k) + "x" + std::to_string(k) + "_" + std::to_string(cin) + "to" +
-                          std::to_string(cout) + "_" + to_string(act),
-                      single_conv(k, cin, cout, act), 2, 7, 5});
-  for (int c : {1, 16, 32})
-    for (auto [h, w] : std::vector<std::pair<int, int>>{{2, 2}, {8, 6}, {16, 32}}) {
-      cs.push_back({"maxpool_c" + std::to_string(c) + "_" + std::to_string(h) + "x" + std::to_string(w),
-                    conv_then(OpKind::MaxPool2x2, c), 2, h, w});
-      cs.push_back({"upsample_c" + std::to_string(c) + "_" + std::to_string(h) + "x" + std::to_string(w),
-                    conv_then(OpKind::Upsample2x, c), 2, h, w});
-    }
-  for (auto [ca, cb] : std::vector<std::pair<int, int>>{{1, 1}, {16, 32}, {32, 16}, {5, 3}})
-    cs.push_back({"concat_" + std::to_string(cb) + "+" + std::to_string(ca), concat_graph(2, ca, cb), 2, 6, 4});
-  return cs;
-}
-
-std::vector<NamedTensor> random_params(const Graph& g, uint64_t seed) {
-  std::vector<NamedTensor> p;
-  for (const ConvSpec& c : g.convs) {
-    const float scale = 1.0f / std::sqrt(float(c.kernel * c.kernel * c.in_channels));
-    p.push_back({c.kernel_name(), test::random_tensor({c.kernel, c.kernel, c.in_channels, c.out_channels}, seed++, scale)});
-    p.push_back({c.bias_name(), test::random_tensor({c.out_channels}, seed++, 0.1f)});
-  }
-  return p;
-}
-
 // Every parameter's gradient by the reference, given each node's forward
 // output and d(loss)/d(output). With `magnitudes`, the sums of the absolute
 // values of the terms instead (|x|, |w|, |dy| throughout; ReLU masks and
 // pooling's argmax still from the forward pass).
 std::vector<Tensor> reference_gradients(const Graph& graph, std::vector<NamedTensor> params,
-                                        std::vector<ref::Act> acts, const std::vector<float>& dy, bool magnitudes) {
+                                        const std::vector<ref::Act>& acts, std::vector<float> dy, bool magnitudes) {
+  if (!magnitudes) return ref::backward_nodes(graph, params, acts, dy);
   auto abs_all = [](std::vector<float>& v) {
     for (float& x : v) x = std::fabs(x);
   };
-  std::vector<ref::Act> inputs = acts;  // what convolutions multiply with
-  if (magnitudes) {
-    for (NamedTensor& p : params) abs_all(p.tensor.data);
-    for (ref::Act& a : inputs) abs_all(a.v);
-  }
-  std::vector<ref::Act> diffs(graph.nodes.size());
-  diffs[graph.output] = acts[graph.output];
-  diffs[graph.output].v = dy;
-  if (magnitudes) abs_all(diffs[graph.output].v);
-  std::vector<Tensor> grads(params.size());
-  for (size_t i = graph.nodes.size() - 1; i >= 1; --i) {
-    const Node& n = graph.nodes[i];
-    const int in = n.inputs[0];
-    auto add = [&](int node, const ref::Act& g) {
-      if (diffs[node].v.empty()) diffs[node] = g;
-      else for (size_t j = 0; j < g.v.size(); ++j) diffs[node].v[j] += g.v[j];
-    };
-    if (n.kind == OpKind::Conv2d) {
-      ref::Act dx;
-      ref::conv2d_backward(inputs[in], params[2 * n.conv].tensor, acts[i], graph.convs[n.conv].activation, diffs[i], &dx,
-                           grads[2 * n.conv], grads[2 * n.conv + 1]);
-      add(in, dx);
-    }
-    if (n.kind == OpKind::MaxPool2x2) add(in, ref::maxpool2x2_backward(acts[in], diffs[i]));
-    if (n.kind == OpKind::Upsample2x) add(in, ref::upsample2x_backward(diffs[i]));
-    if (n.kind == OpKind::Concat) {
-      ref::Act da, db;
-      ref::concat_backward(diffs[i], acts[in].c, da, db);
-      add(in, da);
-      add(n.inputs[1], db);
-    }
-  }
-  return grads;
+  std::vector<ref::Act> abs_acts = acts;
+  for (ref::Act& a : abs_acts) abs_all(a.v);
+  for (NamedTensor& p : params) abs_all(p.tensor.data);
+  abs_all(dy);
+  return ref::backward_nodes(graph, params, acts, dy, &abs_acts);
 }
 
 TEST(Bf16, EveryOpMatchesReferenceForwardAndBackward) {
   SKIP_WITHOUT_BF16();
   auto backend = cpu_backend();
-  for (const Case& c : cases()) {
+  for (const test::OpCase& c : test::op_cases()) {
     SCOPED_TRACE(c.name + " batch " + std::to_string(c.batch) + " " + std::to_string(c.height) + "x" +
                  std::to_string(c.width));
     // Data that bf16 holds exactly, so that what is left to compare is how
     // the ops compute, not how the inputs round.
-    auto params = random_params(c.graph, 7);
+    auto params = test::random_params(c.graph, 7);
     for (NamedTensor& p : params) p.tensor.data = round_bf16(p.tensor.data);
     const int cin = c.graph.nodes[0].channels;
     const auto input = round_bf16(test::random_values(size_t(c.batch) * c.height * c.width * cin, 11));
@@ -178,23 +78,14 @@ TEST(Bf16, EveryOpMatchesReferenceForwardAndBackward) {
 
     // The reference, storing each op's output in bf16 as the backend does;
     // a convolution that is the output keeps f32 (the model's logits).
-    std::vector<ref::Act> acts(c.graph.nodes.size());
-    acts[0] = ref::Act(c.batch, c.height, c.width, cin);
-    acts[0].v = input;
-    for (size_t i = 1; i < c.graph.nodes.size(); ++i) {
-      const Node& n = c.graph.nodes[i];
-      const ref::Act& in = acts[n.inputs[0]];
-      if (n.kind == OpKind::Conv2d)
-        acts[i] = ref::conv2d(in, params[2 * n.conv].tensor, params[2 * n.conv + 1].tensor, c.graph.convs[n.conv].activation);
-      if (n.kind == OpKind::MaxPool2x2) acts[i] = ref::maxpool2x2(in);
-      if (n.kind == OpKind::Upsample2x) acts[i] = ref::upsample2x(in);
-      if (n.kind == OpKind::Concat) acts[i] = ref::concat(in, acts[n.inputs[1]]);
-      if (!(n.kind == OpKind::Conv2d && static_cast<int>(i) == c.graph.output)) acts[i].v = round_bf16(acts[i].v);
-    }
+    const std::vector<ref::Act> acts =
+        ref::forward_nodes(c.graph, params, input.data(), c.batch, c.height, c.width, [&](int i, ref::Act& a) {
+          if (!(c.graph.nodes[i].kind == OpKind::Conv2d && i == c.graph.output)) a.v = round_bf16(a.v);
+        });
     const auto& want = acts[c.graph.output].v;
     ASSERT_EQ(got.size(), want.size());
     // Summing in another order may round a stored value to the next bf16.
-    const double floor = 1e-5 * scale_of(want);
+    const double floor = 1e-5 * test::scale_of(want);
     for (size_t j = 0; j < got.size(); ++j)
       ASSERT_LE(std::fabs(got[j] - want[j]), kBf16Ulp * std::fabs(want[j]) + floor) << "output " << j;
 
@@ -214,7 +105,7 @@ TEST(Bf16, EveryOpMatchesReferenceForwardAndBackward) {
       ASSERT_EQ(grads[p].shape, want_grads[p].shape);
       for (size_t j = 0; j < grads[p].data.size(); ++j)
         ASSERT_LE(std::fabs(grads[p].data[j] - want_grads[p].data[j]),
-                  4 * kBf16Ulp * magnitudes[p].data[j] + 1e-5 * scale_of(want_grads[p].data))
+                  4 * kBf16Ulp * magnitudes[p].data[j] + 1e-5 * test::scale_of(want_grads[p].data))
             << "element " << j;
     }
   }
@@ -288,7 +179,7 @@ TEST(Bf16, ModelGradientsAgreeWithFp32) {
   for (size_t i = 0; i < grads[0].size(); ++i) {
     SCOPED_TRACE(params.tensors[i].name);
     EXPECT_GT(cosine(grads[0][i].data, grads[1][i].data), 0.99);
-    EXPECT_LE(test::max_abs_diff(grads[0][i].data, grads[1][i].data), 0.1 * scale_of(grads[0][i].data));
+    EXPECT_LE(test::max_abs_diff(grads[0][i].data, grads[1][i].data), 0.1 * test::scale_of(grads[0][i].data));
   }
 }
 

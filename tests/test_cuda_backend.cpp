@@ -31,12 +31,6 @@ std::string cuda_device(std::string* why) {
   const std::string var = cuda_device(&why_skipped); \
   if (var.empty()) GTEST_SKIP() << why_skipped
 
-double scale_of(const std::vector<float>& v) {
-  double m = 1e-3;
-  for (float x : v) m = std::max(m, double(std::fabs(x)));
-  return m;
-}
-
 struct Run {
   std::vector<float> logits, probabilities;
   std::vector<Tensor> grads;
@@ -59,13 +53,13 @@ Run run_model(const std::string& device, Precision precision, int batch, int hei
 }
 
 void expect_close(const Run& got, const Run& want, double forward_tol, double grad_tol) {
-  EXPECT_LE(test::max_abs_diff(got.logits, want.logits), forward_tol * scale_of(want.logits));
+  EXPECT_LE(test::max_abs_diff(got.logits, want.logits), forward_tol * test::scale_of(want.logits));
   EXPECT_LE(test::max_abs_diff(got.probabilities, want.probabilities), forward_tol);
   ASSERT_EQ(got.grads.size(), want.grads.size());
   for (size_t p = 0; p < want.grads.size(); ++p) {
     SCOPED_TRACE("gradient " + std::to_string(p));
     ASSERT_EQ(got.grads[p].shape, want.grads[p].shape);
-    EXPECT_LE(test::max_abs_diff(got.grads[p].data, want.grads[p].data), grad_tol * scale_of(want.grads[p].data));
+    EXPECT_LE(test::max_abs_diff(got.grads[p].data, want.grads[p].data), grad_tol * test::scale_of(want.grads[p].data));
   }
 }
 

@@ -19,12 +19,6 @@ constexpr int kSize = 32;  // the smallest multiple of TinyUNet's 16
 constexpr int kGlobalBatch = 4;
 constexpr double kWeightDecay = 1e-3;  // large enough to matter in the comparison
 
-double scale_of(const std::vector<float>& v) {
-  double m = 1e-3;
-  for (float x : v) m = std::max(m, double(std::fabs(x)));
-  return m;
-}
-
 // One rank's part of a training step: its loss on its samples plus weight
 // decay, differentiated (as TrainingStep does before the update).
 std::vector<Tensor> local_gradients(const Graph& graph, const Parameters& params, LossKind loss, const float* images,
@@ -65,7 +59,7 @@ struct Fixture {
 
 double max_relative_diff(const std::vector<Tensor>& a, const std::vector<Tensor>& b) {
   double worst = 0;
-  for (size_t p = 0; p < a.size(); ++p) worst = std::max(worst, test::max_abs_diff(a[p].data, b[p].data) / scale_of(b[p].data));
+  for (size_t p = 0; p < a.size(); ++p) worst = std::max(worst, test::max_abs_diff(a[p].data, b[p].data) / test::scale_of(b[p].data));
   return worst;
 }
 

@@ -8,6 +8,7 @@
 
 #include <cmath>
 
+#include "op_cases.h"
 #include "test_util.h"
 #include "unetind/backend.h"
 
@@ -63,15 +64,13 @@ void check_gradients(const Graph& graph, int batch, int h, int w, size_t out_siz
   }
 }
 
-Node conv_node(int input, int conv, int channels, int scale) { return Node{OpKind::Conv2d, {input}, conv, channels, scale}; }
-
 // Leaky ReLU and linear layers keep the loss smooth enough for differences.
 TEST(GradCheck, ConvolutionsOfEveryKernelSize) {
   for (int k : {1, 2, 3}) {
     SCOPED_TRACE("kernel " + std::to_string(k));
     Graph g;
     g.convs = {{"a", k, 3, 8, Activation::LeakyRelu}, {"b", k, 8, 2, Activation::None}};
-    g.nodes = {Node{OpKind::Input, {}, -1, 3, 1}, conv_node(0, 0, 8, 1), conv_node(1, 1, 2, 1)};
+    g.nodes = {Node{OpKind::Input, {}, -1, 3, 1}, test::conv_node(0, 0, 8, 1), test::conv_node(1, 1, 2, 1)};
     g.output = 2;
     check_gradients(g, 2, 6, 5, 2 * 6 * 5 * 2);
   }
@@ -81,9 +80,9 @@ TEST(GradCheck, PoolUpsampleConcat) {
   Graph g;
   g.convs = {{"a", 3, 1, 4, Activation::None}, {"b", 3, 4, 4, Activation::LeakyRelu}, {"c", 2, 4, 4, Activation::None},
              {"d", 3, 8, 1, Activation::None}};
-  g.nodes = {Node{OpKind::Input, {}, -1, 1, 1}, conv_node(0, 0, 4, 1), Node{OpKind::MaxPool2x2, {1}, -1, 4, 2},
-             conv_node(2, 1, 4, 2), Node{OpKind::Upsample2x, {3}, -1, 4, 1}, conv_node(4, 2, 4, 1),
-             Node{OpKind::Concat, {5, 1}, -1, 8, 1}, conv_node(6, 3, 1, 1)};
+  g.nodes = {Node{OpKind::Input, {}, -1, 1, 1}, test::conv_node(0, 0, 4, 1), Node{OpKind::MaxPool2x2, {1}, -1, 4, 2},
+             test::conv_node(2, 1, 4, 2), Node{OpKind::Upsample2x, {3}, -1, 4, 1}, test::conv_node(4, 2, 4, 1),
+             Node{OpKind::Concat, {5, 1}, -1, 8, 1}, test::conv_node(6, 3, 1, 1)};
   g.output = 7;
   check_gradients(g, 2, 8, 6, 2 * 8 * 6);
 }

@@ -127,21 +127,17 @@ TEST_P(ModelVsReference, ForwardAndGradientsMatch) {
   const auto want_grads = ref::backward_params(graph, p.tensors, input.data(), n, h, w, dlogits.data());
   for (size_t i = 0; i < grads.size(); ++i) {
     SCOPED_TRACE(p.tensors[i].name);
-    double scale = 1e-3;
-    for (float g : want_grads[i].data) scale = std::max(scale, double(std::fabs(g)));
     // 1e-3 of the largest gradient: far below what a wrong gradient gives
     // (O(1)), above what float rounding at a few ReLU kinks can (the op tests
     // hold each op to 1e-5).
-    EXPECT_LE(test::max_abs_diff(grads[i].data, want_grads[i].data), 1e-3 * scale);
+    EXPECT_LE(test::max_abs_diff(grads[i].data, want_grads[i].data), 1e-3 * test::scale_of(want_grads[i].data));
   }
 }
 
 TEST_P(ModelVsReference, InferenceLogitsMatch) {
   const std::vector<float> logits = run_forward(false);
   const auto want = ref::forward_logits(graph, p.tensors, input.data(), n, h, w);
-  double scale = 1e-3;
-  for (float v : want) scale = std::max(scale, double(std::fabs(v)));
-  EXPECT_LE(test::max_abs_diff(logits, want), 1e-5 * scale);
+  EXPECT_LE(test::max_abs_diff(logits, want), 1e-5 * test::scale_of(want));
 }
 
 INSTANTIATE_TEST_SUITE_P(

@@ -163,9 +163,8 @@ void concat_backward(const Act& dy, int channels_a, Act& da, Act& db) {
       }
 }
 
-namespace {
-std::vector<Act> forward_all(const Graph& graph, const std::vector<NamedTensor>& params, const float* input, int n,
-                             int h, int w) {
+std::vector<Act> forward_nodes(const Graph& graph, const std::vector<NamedTensor>& params, const float* input, int n,
+                               int h, int w, const std::function<void(int node, Act&)>& store) {
   std::vector<Act> outs(graph.nodes.size());
   outs[0] = Act(n, h, w, graph.nodes[0].channels);
   std::copy(input, input + outs[0].v.size(), outs[0].v.begin());
@@ -182,10 +181,12 @@ std::vector<Act> forward_all(const Graph& graph, const std::vector<NamedTensor>&
       case OpKind::Concat: outs[i] = concat(in, outs[node.inputs[1]]); break;
       case OpKind::Input: break;
     }
+    if (store) store(static_cast<int>(i), outs[i]);
   }
   return outs;
 }
 
+namespace {
 void add_into(Act& acc, const Act& g) {
   if (acc.v.empty()) {
     acc = g;
@@ -195,17 +196,13 @@ void add_into(Act& acc, const Act& g) {
 }
 }  // namespace
 
-std::vector<float> forward_logits(const Graph& graph, const std::vector<NamedTensor>& params, const float* input,
-                                  int n, int h, int w) {
-  return forward_all(graph, params, input, n, h, w)[graph.output].v;
-}
-
-std::vector<Tensor> backward_params(const Graph& graph, const std::vector<NamedTensor>& params, const float* input,
-                                    int n, int h, int w, const float* dlogits) {
-  std::vector<Act> outs = forward_all(graph, params, input, n, h, w);
+std::vector<Tensor> backward_nodes(const Graph& graph, const std::vector<NamedTensor>& params,
+                                   const std::vector<Act>& outs, const std::vector<float>& dout,
+                                   const std::vector<Act>* multiplicands) {
+  const std::vector<Act>& xs = multiplicands ? *multiplicands : outs;
   std::vector<Act> diffs(graph.nodes.size());
-  diffs[graph.output] = Act(n, h, w, 1);
-  std::copy(dlogits, dlogits + static_cast<size_t>(n) * h * w, diffs[graph.output].v.begin());
+  diffs[graph.output] = outs[graph.output];
+  diffs[graph.output].v = dout;
   std::vector<Tensor> grads(params.size());
   for (size_t i = graph.nodes.size() - 1; i >= 1; --i) {
     const Node& node = graph.nodes[i];
@@ -213,7 +210,7 @@ std::vector<Tensor> backward_params(const Graph& graph, const std::vector<NamedT
     switch (node.kind) {
       case OpKind::Conv2d: {
         Act dx;
-        conv2d_backward(outs[in], params[2 * node.conv].tensor, outs[i], graph.convs[node.conv].activation, diffs[i],
+        conv2d_backward(xs[in], params[2 * node.conv].tensor, outs[i], graph.convs[node.conv].activation, diffs[i],
                         in != 0 ? &dx : nullptr, grads[2 * node.conv], grads[2 * node.conv + 1]);
         if (in != 0) add_into(diffs[in], dx);
         break;
@@ -231,6 +228,17 @@ std::vector<Tensor> backward_params(const Graph& graph, const std::vector<NamedT
     }
   }
   return grads;
+}
+
+std::vector<float> forward_logits(const Graph& graph, const std::vector<NamedTensor>& params, const float* input,
+                                  int n, int h, int w) {
+  return forward_nodes(graph, params, input, n, h, w)[graph.output].v;
+}
+
+std::vector<Tensor> backward_params(const Graph& graph, const std::vector<NamedTensor>& params, const float* input,
+                                    int n, int h, int w, const float* dlogits) {
+  return backward_nodes(graph, params, forward_nodes(graph, params, input, n, h, w),
+                        std::vector<float>(dlogits, dlogits + static_cast<size_t>(n) * h * w));
 }
 
 }  // namespace unetind::ref

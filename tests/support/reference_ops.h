@@ -3,6 +3,7 @@
 // bf16, later CUDA) is tested against it. Activations are NHWC float with
 // accumulation in double, so that it is the slow, obviously right version.
 #pragma once
+#include <functional>
 #include <vector>
 
 #include "unetind/model.h"
@@ -32,6 +33,19 @@ void conv2d_backward(const Act& x, const Tensor& kernel, const Act& y, Activatio
 Act maxpool2x2_backward(const Act& x, const Act& dy);  // gradient to the first maximum
 Act upsample2x_backward(const Act& dy);
 void concat_backward(const Act& dy, int channels_a, Act& da, Act& db);
+
+// Any graph: every node's output for `input` (N x H x W x C of the input
+// node). `store`, if given, sees each op's output as it is kept (a bf16 test
+// rounds it there, as a bf16 backend stores it).
+std::vector<Act> forward_nodes(const Graph& graph, const std::vector<NamedTensor>& params, const float* input, int n,
+                               int h, int w, const std::function<void(int node, Act&)>& store = {});
+// Every parameter's gradient (parameter order), given every node's forward
+// output and d(loss)/d(output). `multiplicands`, if given, stand in for
+// `outs` where a convolution's backward multiplies by its input; `outs` still
+// decide the activations' masks and pooling's argmax.
+std::vector<Tensor> backward_nodes(const Graph& graph, const std::vector<NamedTensor>& params,
+                                   const std::vector<Act>& outs, const std::vector<float>& dout,
+                                   const std::vector<Act>* multiplicands = nullptr);
 
 // The whole model: logits N x H x W for input N x H x W x 1 (already scaled).
 std::vector<float> forward_logits(const Graph& graph, const std::vector<NamedTensor>& params, const float* input,

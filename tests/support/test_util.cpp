@@ -1,5 +1,6 @@
 #include "test_util.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <sys/wait.h>
@@ -54,6 +55,12 @@ int run_cli(const std::string& args, std::string* output) {
 std::string shared_dir() {
   std::error_code ec;
   return std::filesystem::is_directory(UNETIND_SHARED_DIR, ec) ? std::string(UNETIND_SHARED_DIR) : std::string();
+}
+
+double scale_of(const std::vector<float>& v) {
+  double m = 1e-3;
+  for (float x : v) m = std::max(m, double(std::fabs(x)));
+  return m;
 }
 
 bool cpu_has_bf16() {

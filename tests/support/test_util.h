@@ -19,6 +19,9 @@ Tensor random_tensor(const Shape& shape, uint64_t seed, float scale);
 
 // Largest |a - b|; sizes must match.
 double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b);
+// The largest |x|, at least 1e-3: the scale that relative tolerances
+// multiply (the floor keeps an all-zero tensor from demanding exact zeros).
+double scale_of(const std::vector<float>& v);
 
 // A fresh, empty temp directory for one test, removed at destruction.
 class TempDir {
