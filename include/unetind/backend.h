@@ -39,6 +39,10 @@ struct ExecConfig {
   ConvAlgorithm conv_algorithm = ConvAlgorithm::Auto;
 };
 
+// Throws an Error, prefixed by `who`, where `config`'s batch is below 1 or
+// its size is not a positive multiple of the graph's deepest pooling factor.
+void check_exec_shape(const Graph& graph, const ExecConfig& config, const std::string& who);
+
 class Executor {
  public:
   virtual ~Executor() = default;

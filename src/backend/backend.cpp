@@ -1,6 +1,8 @@
 // Backend registry: devices by name, and the CPU thread setting.
 #include <omp.h>
 
+#include <algorithm>
+
 #include "backend/cpu/cpu_executor.h"
 #ifdef UNETIND_HAVE_CUDA
 #include "backend/cuda/cuda_executor.h"
@@ -34,6 +36,17 @@ Precision parse_precision(const std::string& s) {
   if (s == "tf32") return Precision::TF32;
   if (s == "bf16") return Precision::BF16;
   throw Error("unknown precision '" + s + "' (choose from fp32, tf32, bf16)");
+}
+
+void check_exec_shape(const Graph& graph, const ExecConfig& config, const std::string& who) {
+  // Node scales are relative to the input's (1 for the model); every node's
+  // size must come out whole.
+  int divisor = 1;
+  for (const Node& node : graph.nodes) divisor = std::max(divisor, node.scale / graph.nodes[0].scale);
+  if (config.batch < 1 || config.height < divisor || config.width < divisor || config.height % divisor ||
+      config.width % divisor)
+    throw Error(who + ": input " + std::to_string(config.height) + "x" + std::to_string(config.width) +
+                " must be a positive multiple of " + std::to_string(divisor) + " on both sides");
 }
 
 std::string to_string(ConvAlgorithm a) { return a == ConvAlgorithm::Direct ? "direct" : "auto"; }

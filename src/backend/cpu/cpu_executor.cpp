@@ -21,14 +21,7 @@ bool cpu_has_avx512_core() {
 class CpuExecutor final : public Executor {
  public:
   CpuExecutor(const Graph& graph, const ExecConfig& config) : graph_(graph), config_(config) {
-    // Node scales are relative to the input's (1 for the model); every node's
-    // size must come out whole.
-    int divisor = 1;
-    for (const Node& node : graph_.nodes) divisor = std::max(divisor, node.scale / graph_.nodes[0].scale);
-    if (config.batch < 1 || config.height < divisor || config.width < divisor || config.height % divisor ||
-        config.width % divisor)
-      throw Error("cpu backend: input " + std::to_string(config.height) + "x" + std::to_string(config.width) +
-                  " must be a positive multiple of " + std::to_string(divisor) + " on both sides");
+    check_exec_shape(graph_, config_, "cpu backend");
     convs_.resize(graph_.convs.size());
     for (size_t c = 0; c < convs_.size(); ++c) convs_[c].spec = graph_.convs[c];
     build_forward();

@@ -27,12 +27,7 @@ int64_t align_floats(int64_t n) { return (n + 63) / 64 * 64; }
 class CudaExecutor final : public Executor {
  public:
   CudaExecutor(const Graph& graph, const ExecConfig& config, int device) : graph_(graph), config_(config) {
-    int divisor = 1;
-    for (const Node& node : graph_.nodes) divisor = std::max(divisor, node.scale / graph_.nodes[0].scale);
-    if (config.batch < 1 || config.height < divisor || config.width < divisor || config.height % divisor ||
-        config.width % divisor)
-      throw Error("cuda backend: input " + std::to_string(config.height) + "x" + std::to_string(config.width) +
-                  " must be a positive multiple of " + std::to_string(divisor) + " on both sides");
+    check_exec_shape(graph_, config_, "cuda backend");
     if (config.precision != Precision::F32 && config.precision != Precision::TF32)
       throw Error("cuda backend: precision " + to_string(config.precision) + " is not implemented (use fp32 or tf32)");
 
