@@ -66,14 +66,11 @@ TEST(Bf16, EveryOpMatchesReferenceForwardAndBackward) {
     // the ops compute, not how the inputs round.
     auto params = test::random_params(c.graph, 7);
     for (NamedTensor& p : params) p.tensor.data = round_bf16(p.tensor.data);
-    const int cin = c.graph.nodes[0].channels;
-    const auto input = round_bf16(test::random_values(size_t(c.batch) * c.height * c.width * cin, 11));
+    const auto input = round_bf16(test::random_values(c.input_elements(), 11));
 
     auto exec = backend->compile(c.graph, {c.batch, c.height, c.width, true, Precision::BF16});
     exec->set_parameters(params);
-    const Node& out = c.graph.nodes[c.graph.output];
-    const int oh = c.height * c.graph.nodes[0].scale / out.scale, ow = c.width * c.graph.nodes[0].scale / out.scale;
-    std::vector<float> got(size_t(c.batch) * oh * ow * out.channels);
+    std::vector<float> got(c.output_elements());
     exec->forward(input.data(), got.data(), false);
 
     // The reference, storing each op's output in bf16 as the backend does;

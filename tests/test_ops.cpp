@@ -21,16 +21,11 @@ TEST(Ops, EveryBackendMatchesReferenceForwardAndBackward) {
       SCOPED_TRACE(device + " " + c.name + " batch " + std::to_string(c.batch) + " " + std::to_string(c.height) + "x" +
                    std::to_string(c.width));
       const auto params = test::random_params(c.graph, 7);
-      const int cin = c.graph.nodes[0].channels;
-      const auto input = test::random_values(size_t(c.batch) * c.height * c.width * cin, 11);
+      const auto input = test::random_values(c.input_elements(), 11);
 
       auto exec = backend->compile(c.graph, {c.batch, c.height, c.width, true, Precision::F32});
       exec->set_parameters(params);
-
-      const Node& out = c.graph.nodes[c.graph.output];
-      // Reference: the input node's scale marks how the output size relates.
-      const int oh = c.height * c.graph.nodes[0].scale / out.scale, ow = c.width * c.graph.nodes[0].scale / out.scale;
-      std::vector<float> got(size_t(c.batch) * oh * ow * out.channels);
+      std::vector<float> got(c.output_elements());
       exec->forward(input.data(), got.data(), false);
 
       const std::vector<ref::Act> acts = ref::forward_nodes(c.graph, params, input.data(), c.batch, c.height, c.width);

@@ -36,6 +36,16 @@ Graph concat_graph(int c, int ca, int cb) {
   return g;
 }
 
+size_t OpCase::input_elements() const {
+  return size_t(batch) * height * width * graph.nodes[0].channels;
+}
+
+size_t OpCase::output_elements() const {
+  const Node& out = graph.nodes[graph.output];
+  const int oh = height * graph.nodes[0].scale / out.scale, ow = width * graph.nodes[0].scale / out.scale;
+  return size_t(batch) * oh * ow * out.channels;
+}
+
 std::vector<OpCase> op_cases() {
   std::vector<OpCase> cs;
   for (int k : {1, 2, 3})

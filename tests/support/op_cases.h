@@ -13,6 +13,10 @@ struct OpCase {
   std::string name;
   Graph graph;
   int batch, height, width;
+  // Elements of the input node's and of the output node's tensor (node
+  // scales say how each size relates to the input's).
+  size_t input_elements() const;
+  size_t output_elements() const;
 };
 
 Node conv_node(int input, int conv, int channels, int scale);
