@@ -4,7 +4,11 @@
 
 BUILD_DIR   ?= build
 JOBS        ?= $(shell nproc)
-BUILD_DEPS  := cmake ninja-build g++ pkg-config libdnnl-dev libpng-dev libcli11-dev \
+# The complete list for a fresh Debian 12 with only make and git: packages are
+# installed with --no-install-recommends, so a package that another one only
+# recommends is named here (oneDNN's CMake config requires OpenCL, which
+# libdnnl-dev merely recommends). `.ci/run` proves the list in a fresh root.
+BUILD_DEPS  := cmake ninja-build g++ pkg-config libdnnl-dev ocl-icd-opencl-dev libpng-dev libcli11-dev \
                nlohmann-json3-dev libsnappy-dev libgtest-dev libbenchmark-dev \
                libonnx-dev libprotobuf-dev protobuf-compiler libopencv-dev
 BENCH_DEPS  := libtorch-dev
