@@ -33,5 +33,6 @@ void register_synth(CLI::App& app);
 void register_import(CLI::App& app);
 void register_inspect(CLI::App& app);
 void register_export(CLI::App& app);
+void register_serve(CLI::App& app);
 
 }  // namespace unetind::cli
