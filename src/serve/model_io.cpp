@@ -1,5 +1,6 @@
 #include "serve/model_io.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -80,10 +81,15 @@ std::vector<OutputTensor> outputs_for(const InferRequest& request, const ImageBa
   if (wanted.empty())
     for (const char* name : kOutputNames) wanted.push_back({name, std::nullopt});
 
+  // The per-image answer (score, decision, mask) only when one is asked for:
+  // it costs two crop-or-pads of the image.
+  const bool summarise = std::any_of(wanted.begin(), wanted.end(), [](const RequestedOutput& w) {
+    return w.name != "probabilities";
+  });
   const size_t model_pixels = static_cast<size_t>(size) * size;
   std::vector<uint8_t> mask, decisions;
   std::vector<float> scores;
-  for (int i = 0; i < images.count; ++i) {
+  for (int i = 0; summarise && i < images.count; ++i) {
     const Inspection r = inspect(probs.data() + i * model_pixels, size, images.widths[i], images.heights[i], threshold);
     for (float p : probabilities_in_model_view(r, size)) mask.push_back(p > threshold ? 255 : 0);
     scores.push_back(r.defect_score);
