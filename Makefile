@@ -10,12 +10,16 @@ JOBS        ?= $(shell nproc)
 # libdnnl-dev merely recommends). `.ci/run` proves the list in a fresh root.
 BUILD_DEPS  := cmake ninja-build g++ pkg-config libdnnl-dev ocl-icd-opencl-dev libpng-dev libcli11-dev \
                nlohmann-json3-dev libsnappy-dev libgtest-dev libbenchmark-dev \
-               libonnx-dev libprotobuf-dev protobuf-compiler libopencv-dev
+               libonnx-dev libprotobuf-dev protobuf-compiler libopencv-dev libcpp-httplib-dev
+# What only `make test` needs: the server's tests drive it with curl, with
+# NVIDIA's Python client (pip, in a virtual environment under build/) and
+# with headless Chromium.
+TEST_DEPS   := curl python3 python3-venv chromium
 BENCH_DEPS  := libtorch-dev
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 CLI         := $(BUILD_DIR)/bin/unet-industrial
 
-.PHONY: all deps build test demo bench clean
+.PHONY: all deps test-deps build test demo bench clean
 
 all: build
 
@@ -32,13 +36,16 @@ endef
 deps:
 	$(call install_missing,$(BUILD_DEPS))
 
+test-deps:
+	$(call install_missing,$(TEST_DEPS))
+
 $(BUILD_DIR)/build.ninja: | deps
 	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Release
 
 build: deps $(BUILD_DIR)/build.ninja
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
-test: build
+test: test-deps build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 900
 
 demo: build

@@ -83,13 +83,11 @@ void run_demo(const DemoOptions& opt) {
   write_file_atomic((out / "metrics.json").string(), to_json(report).dump(2) + "\n");
 
   std::printf("[4/4] predicting the Test images and writing the report\n");
-  PredictOptions p;
-  p.model = model;
-  p.out = (out / "predictions").string();
-  p.image_size = opt.image_size;
-  p.threads = opt.threads;
-  p.inputs = {(fs::path(data) / ("Class" + std::to_string(opt.class_id)) / "Test").string()};
-  run_predict(p);
+  PredictFilesOptions p;
+  p.out_dir = (out / "predictions").string();
+  predict_and_report(predictor,
+                     collect_image_files({(fs::path(data) / ("Class" + std::to_string(opt.class_id)) / "Test").string()}),
+                     p);
 
   ReportInputs in = build_report(predictor, test, report, "unet-industrial demo: synthetic DAGM-like class " +
                                                               std::to_string(opt.class_id));

@@ -5,6 +5,8 @@
 #pragma once
 #include <CLI/CLI.hpp>
 
+#include "unetind/predict.h"
+
 namespace unetind::cli {
 
 // A callback that completes but wants a non-zero exit (e.g. `predict` skipped
@@ -15,20 +17,11 @@ int& exit_code();
 // benchmark).
 void add_conv_option(CLI::App* cmd, std::string& conv);
 
-// `predict`'s work, which `demo` runs too.
-struct PredictOptions {
-  std::string model;
-  std::string out;
-  float threshold = 0.5f;
-  int batch = 8;
-  int threads = 0;
-  int image_size = 512;
-  std::string device = "cpu";
-  std::string precision = "fp32";
-  std::string conv = "auto";
-  std::vector<std::string> inputs;
-};
-void run_predict(const PredictOptions& options);
+// Runs predict_files with a progress bar, prints each bad file and the
+// summary, and sets a non-zero exit code if any file failed: `predict`'s
+// output, which `demo` shows too.
+void predict_and_report(Predictor& predictor, const std::vector<std::string>& files,
+                        const PredictFilesOptions& options);
 
 void register_init(CLI::App& app);
 void register_predict(CLI::App& app);
@@ -40,5 +33,6 @@ void register_synth(CLI::App& app);
 void register_import(CLI::App& app);
 void register_inspect(CLI::App& app);
 void register_export(CLI::App& app);
+void register_serve(CLI::App& app);
 
 }  // namespace unetind::cli

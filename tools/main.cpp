@@ -42,6 +42,7 @@ int main(int argc, char** argv) {
   unetind::cli::register_import(app);
   unetind::cli::register_inspect(app);
   unetind::cli::register_export(app);
+  unetind::cli::register_serve(app);
 
   try {
     app.parse(argc, argv);

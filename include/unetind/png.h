@@ -5,9 +5,14 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace unetind {
+
+// The largest image read, in pixels (8192 x 8192): a larger one is refused
+// from its header, before any memory is taken for it.
+constexpr int64_t kMaxImagePixels = int64_t{8192} * 8192;
 
 struct GrayImage {
   int width = 0;
@@ -23,6 +28,9 @@ struct RgbImage {
 
 // Throws Error naming the path for a missing, corrupt or non-PNG file.
 GrayImage read_png_gray(const std::string& path);
+// The same from PNG bytes in memory (an upload); `name` stands for them in
+// errors.
+GrayImage decode_png_gray(std::string_view bytes, const std::string& name);
 
 // Reads only the header: width and height. Throws like read_png_gray.
 void read_png_size(const std::string& path, int& width, int& height);

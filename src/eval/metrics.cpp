@@ -38,16 +38,6 @@ nlohmann::json optional_json(const std::optional<double>& value) {
   return value ? nlohmann::json(*value) : nlohmann::json(nullptr);
 }
 
-std::string csv_field(const std::string& text) {
-  if (text.find_first_of(",\"\r\n") == std::string::npos) return text;
-  std::string quoted = "\"";
-  for (char c : text) {
-    if (c == '"') quoted += '"';
-    quoted += c;
-  }
-  return quoted + "\"";
-}
-
 double f1_of(const OperatingPoint& p) {
   int64_t den = 2 * p.tp + p.fp + p.fn;
   return den == 0 ? 0.0 : 2.0 * static_cast<double>(p.tp) / static_cast<double>(den);

@@ -24,4 +24,14 @@ std::string format_optional(const std::optional<double>& value, int width) {
   return printf_string("%*.4f", width, *value);
 }
 
+std::string csv_field(const std::string& text) {
+  if (text.find_first_of(",\"\r\n") == std::string::npos) return text;
+  std::string quoted = "\"";
+  for (char c : text) {
+    if (c == '"') quoted += '"';
+    quoted += c;
+  }
+  return quoted + "\"";
+}
+
 }  // namespace unetind

@@ -2,6 +2,7 @@
 
 #include <png.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csetjmp>
 #include <cstdio>
@@ -37,10 +38,26 @@ void on_png_warning(png_structp, png_const_charp) {}
 
 // ---------------------------------------------------------------- reading
 
-void read_from_file(png_structp png, png_bytep out, size_t length) {
-  auto* file = static_cast<std::FILE*>(png_get_io_ptr(png));
-  if (std::fread(out, 1, length, file) != length) {
-    png_error(png, std::ferror(file) ? "read failed" : "unexpected end of file (truncated PNG)");
+// Where the bytes come from: an open file, or a buffer in memory (an upload).
+struct ByteSource {
+  std::FILE* file = nullptr;
+  const unsigned char* data = nullptr;
+  size_t size = 0;
+  size_t pos = 0;
+
+  size_t read(void* out, size_t length) {
+    if (file) return std::fread(out, 1, length, file);
+    const size_t n = std::min(length, size - pos);
+    std::memcpy(out, data + pos, n);
+    pos += n;
+    return n;
+  }
+};
+
+void read_from_source(png_structp png, png_bytep out, size_t length) {
+  auto* source = static_cast<ByteSource*>(png_get_io_ptr(png));
+  if (source->read(out, length) != length) {
+    png_error(png, source->file && std::ferror(source->file) ? "read failed" : "unexpected end of file (truncated PNG)");
   }
 }
 
@@ -70,29 +87,43 @@ class PngReadStructs {
 
 class PngReader {
  public:
-  explicit PngReader(const std::string& path) : path_(path), file_(std::fopen(path.c_str(), "rb")), structs_(&error_) {
+  // From the file at `path`.
+  explicit PngReader(const std::string& path) : name_(path), file_(std::fopen(path.c_str(), "rb")), structs_(&error_) {
     if (!file_) throw_file_error(path, std::string("cannot open for reading: ") + std::strerror(errno));
+    source_.file = file_.get();
+    start();
+  }
+  // From `bytes` in memory; `name` stands for them in errors.
+  PngReader(std::string_view bytes, const std::string& name) : name_(name), structs_(&error_) {
+    source_.data = reinterpret_cast<const unsigned char*>(bytes.data());
+    source_.size = bytes.size();
+    start();
+  }
+
+  [[noreturn]] void fail() const { throw_file_error(name_, std::string("corrupt PNG: ") + error_.message); }
+
+  const std::string& name() const { return name_; }
+  png_structp png() const { return structs_.png(); }
+  png_infop info() const { return structs_.info(); }
+
+ private:
+  void start() {
     png_byte signature[8];
-    size_t got = std::fread(signature, 1, sizeof signature, file_.get());
+    size_t got = source_.read(signature, sizeof signature);
     if (got != sizeof signature || png_sig_cmp(signature, 0, sizeof signature) != 0) {
-      throw_file_error(path, "not a PNG file (bad signature)");
+      throw_file_error(name_, "not a PNG file (bad signature)");
     }
     if (!png() || !info()) throw std::bad_alloc();
-    png_set_read_fn(png(), file_.get(), read_from_file);
+    png_set_read_fn(png(), &source_, read_from_source);
     png_set_sig_bytes(png(), sizeof signature);
     // A CRC mismatch means the file is damaged; do not silently drop chunks.
     png_set_crc_action(png(), PNG_CRC_ERROR_QUIT, PNG_CRC_ERROR_QUIT);
   }
 
-  [[noreturn]] void fail() const { throw_file_error(path_, std::string("corrupt PNG: ") + error_.message); }
-
-  png_structp png() const { return structs_.png(); }
-  png_infop info() const { return structs_.info(); }
-
- private:
-  std::string path_;
+  std::string name_;
   PngErrorState error_;
   std::unique_ptr<std::FILE, FileCloser> file_;
+  ByteSource source_;
   PngReadStructs structs_;
 };
 
@@ -145,12 +176,20 @@ void read_png_size(const std::string& path, int& width, int& height) {
   height = static_cast<int>(layout.height);
 }
 
-GrayImage read_png_gray(const std::string& path) {
-  PngReader reader(path);
+namespace {
+
+GrayImage read_gray(PngReader& reader) {
   RowLayout layout;
   if (!read_header(reader.png(), reader.info(), &layout)) reader.fail();
   if (layout.bit_depth != 8 && layout.bit_depth != 16) {
-    throw_file_error(path, "unsupported bit depth " + std::to_string(layout.bit_depth));
+    throw_file_error(reader.name(), "unsupported bit depth " + std::to_string(layout.bit_depth));
+  }
+  // Checked from the header before anything is allocated: a few bytes of
+  // PNG can declare gigapixels.
+  const int64_t pixels = static_cast<int64_t>(layout.width) * layout.height;
+  if (pixels > kMaxImagePixels) {
+    throw_file_error(reader.name(), "image is " + std::to_string(layout.width) + "x" + std::to_string(layout.height) +
+                                        " pixels, more than the limit of " + std::to_string(kMaxImagePixels));
   }
 
   std::vector<png_byte> bytes(layout.row_bytes * layout.height);
@@ -181,6 +220,18 @@ GrayImage read_png_gray(const std::string& path) {
     }
   }
   return image;
+}
+
+}  // namespace
+
+GrayImage read_png_gray(const std::string& path) {
+  PngReader reader(path);
+  return read_gray(reader);
+}
+
+GrayImage decode_png_gray(std::string_view bytes, const std::string& name) {
+  PngReader reader(bytes, name);
+  return read_gray(reader);
 }
 
 // ---------------------------------------------------------------- writing

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <random>
+#include <sys/types.h>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,14 @@ class TempDir {
 // Runs the unet-industrial binary with `args`; returns its exit code and
 // fills `output` with stdout+stderr.
 int run_cli(const std::string& args, std::string* output = nullptr);
+
+// Launches the unet-industrial binary with `args` without waiting, its
+// stdout and stderr going to the file `log`; returns its pid.
+pid_t spawn_cli(const std::string& args, const std::string& log);
+// Waits for `pid` to end: its exit code, or 128 + the signal that ended it.
+int wait_exit(pid_t pid);
+// The same within `seconds`; past that it kills the process and returns -1.
+int wait_exit_within(pid_t pid, double seconds);
 
 // <repo>/../shared, or "" when it is absent (a user's clone).
 std::string shared_dir();

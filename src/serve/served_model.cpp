@@ -1,0 +1,70 @@
+#include "serve/served_model.h"
+
+#include "unetind/error.h"
+
+namespace unetind::serve {
+
+ServedModel::ServedModel(ServedModelSpec spec, const ServerOptions& options, std::mutex& compute_mutex)
+    : spec_(std::move(spec)),
+      options_(options),
+      compute_mutex_(compute_mutex),
+      predictor_(load()),
+      batcher_(BatcherConfig{options.max_batch, std::chrono::microseconds(options.max_queue_delay_us),
+                             options.max_queue},
+               static_cast<size_t>(options.image_size) * options.image_size,
+               [this](const float* in, int count, float* probs) { run_batch(in, count, probs); }) {}
+
+ServedModel::~ServedModel() { batcher_.stop(); }
+
+std::shared_ptr<Predictor> ServedModel::load() const {
+  auto p = std::make_shared<Predictor>(load_parameters(spec_.path), make_backend(options_.device, options_.threads),
+                                       options_.image_size, options_.precision, options_.conv_algorithm);
+  // One forward pass now compiles the batch-1 executor and touches its
+  // memory, so the first request after a (re)load is not the slow one.
+  const size_t pixels = static_cast<size_t>(options_.image_size) * options_.image_size;
+  std::vector<float> zeros(pixels), probs(pixels);
+  std::lock_guard<std::mutex> lock(compute_mutex_);
+  p->run(zeros.data(), 1, probs.data());
+  return p;
+}
+
+bool ServedModel::ready() const {
+  std::lock_guard<std::mutex> lock(predictor_mutex_);
+  return predictor_ != nullptr;
+}
+
+void ServedModel::reload() {
+  std::shared_ptr<Predictor> fresh = load();  // throws, and the old one stays
+  std::lock_guard<std::mutex> lock(predictor_mutex_);
+  predictor_ = std::move(fresh);
+}
+
+void ServedModel::unload() {
+  std::lock_guard<std::mutex> lock(predictor_mutex_);
+  predictor_.reset();
+}
+
+void ServedModel::run_batch(const float* inputs, int count, float* probs) {
+  std::shared_ptr<Predictor> predictor;
+  {
+    std::lock_guard<std::mutex> lock(predictor_mutex_);
+    predictor = predictor_;
+  }
+  if (!predictor) throw Error("model '" + spec_.name + "' is not loaded");
+  // Executors are compiled for powers of two only, so that at most
+  // log2(max_batch) + 1 of them hold memory: a batch of 7 runs as 4 + 2 + 1,
+  // which costs the CPU nothing (its speed per image hardly depends on the
+  // batch size).
+  const size_t pixels = static_cast<size_t>(options_.image_size) * options_.image_size;
+  std::lock_guard<std::mutex> lock(compute_mutex_);
+  for (int done = 0; done < count;) {
+    int chunk = 1;
+    while (chunk * 2 <= count - done) chunk *= 2;
+    predictor->run(inputs + done * pixels, chunk, probs + done * pixels);
+    done += chunk;
+  }
+  stats_.exec_count += 1;
+  stats_.inference_count += count;
+}
+
+}  // namespace unetind::serve
