@@ -14,8 +14,8 @@ Run (TensorFlow only makes these fixtures; the build and the tests never need it
     build/tf-venv/bin/pip install tensorflow-cpu numpy
     build/tf-venv/bin/python scripts/tf_reference.py [--dagm DAGM_ROOT] [OUT]
 OUT defaults to tests/data/tf, DAGM_ROOT to ../shared/fixtures/dagm2007 beside
-the clone. Everything is written afresh into OUT (see tests/data/tf/README.md
-for each file). TF_ENABLE_ONEDNN_OPTS=0: TensorFlow's own Eigen kernels, not
+the clone. Everything in OUT but its README.md is deleted and written afresh
+(README.md there describes each file). TF_ENABLE_ONEDNN_OPTS=0: TensorFlow's own Eigen kernels, not
 oneDNN, which our CPU backend uses, so the reference shares no kernel with us.
 
 From one seed:
@@ -69,7 +69,6 @@ import argparse
 import os
 import shutil
 import sys
-import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ["TF_ENABLE_ONEDNN_OPTS"] = "0"
@@ -263,9 +262,11 @@ def main():
     dagm_path = os.path.join(args.dagm, DAGM_IMAGE)
     if not os.path.exists(dagm_path):
         sys.exit(f"{dagm_path}: the real DAGM image is needed (give --dagm DAGM_ROOT)")
-    if os.path.exists(out):
-        shutil.rmtree(out)
-    os.makedirs(out)
+    os.makedirs(out, exist_ok=True)
+    for entry in os.listdir(out):  # all but the README, which says how the rest was made
+        if entry != "README.md":
+            path = os.path.join(out, entry)
+            shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
     rng = np.random.default_rng(SEED)
 
     # Inputs: the synthetic PNGs are written first and read back, so TF sees
@@ -399,6 +400,8 @@ def main():
     total = 0
     for root, _, files in os.walk(out):
         for f in sorted(files):
+            if f == "README.md":
+                continue
             p = os.path.join(root, f)
             total += os.path.getsize(p)
             print(f"  {os.path.relpath(p, out)}: {os.path.getsize(p)} bytes")

@@ -319,6 +319,17 @@ TEST(TfTraining, ResumeFromTheImportedTf1CheckpointContinuesAsTensorFlow) {
   EXPECT_NE(out.find(tmp.str("run/checkpoint.safetensors")), std::string::npos) << out;
 }
 
+TEST(TfTraining, InitFromAMissingFileIsNamed) {
+  TempDir tmp;
+  std::string out;
+  EXPECT_NE(test::run_cli("train --data " + tf_data("train") + " --out " + tmp.str("run") + " --steps 1 --batch 2" +
+                              " --init-from " + tmp.str("nothing.safetensors"),
+                          &out),
+            0);
+  EXPECT_NE(out.find(tmp.str("nothing.safetensors")), std::string::npos) << out;
+  EXPECT_FALSE(fs::exists(tmp.str("run/model.safetensors")));
+}
+
 TEST(TfTraining, RunDirNeedsATrainingCheckpoint) {
   TempDir tmp;
   std::string out;
