@@ -221,6 +221,7 @@ TrainResult train(const TrainOptions& options, const TrainHooks& hooks, const st
     loader_state = r.loader_state;
     metrics.resume_at(step);
     message("resuming " + files.checkpoint + " at step " + std::to_string(step));
+    if (!options.init_from.empty()) message("--init-from " + options.init_from + " is ignored: the run resumes");
   } else {
     if (options.resume) message("no checkpoint in " + options.out_dir + ": starting a new run");
     if (options.init_from.empty()) {
