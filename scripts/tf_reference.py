@@ -27,7 +27,8 @@ From one seed:
     the weights compress to about 1 MB each; the network is still a random
     He-scaled TinyUNet.
   tf1/: tf.compat.v1.train.Saver's checkpoint of the training graph at
-    global_step 3 (model.ckpt-3.index, .data-00000-of-00001, `checkpoint`):
+    global_step 3 (model.ckpt-3.index, .data-00000-of-00001, `checkpoint`,
+    which names it by the absolute path of the folder it was saved in):
     the weights, the centred RMSProp slots under the names TF gives them
     (optimizers/<var>/RMSProp, _1, _2: ms, mg, momentum), and
     optimizers/global_step. The slots hold set values (periodic patterns, so
@@ -235,6 +236,18 @@ def build_training(images, masks):
             "dice_branch": tf.cast(take_dice, tf.float32)}, opt, global_step
 
 
+def save_tf1(sess, saver, out_dir, step):
+    """Saver.save as a training machine does, then moved to `out_dir`: the
+    `checkpoint` file keeps the absolute path of a folder that is gone, as
+    NVIDIA's (/results/...) do once copied elsewhere, and the same on every
+    machine."""
+    staging = os.path.join("/tmp", "unetind-tf-reference", os.path.basename(out_dir))
+    shutil.rmtree(staging, ignore_errors=True)
+    os.makedirs(staging)
+    saver.save(sess, os.path.join(staging, "model.ckpt"), global_step=step, write_meta_graph=False)
+    shutil.move(staging, out_dir)
+
+
 def run_steps(sess, fetches, feed, steps):
     logs = {k: [] for k in ("loss", "reconstruction", "l2", "lr", "dice_branch")}
     for _ in range(steps):
@@ -313,7 +326,7 @@ def main():
             for (name, s), var in slots.items():
                 var.load(set_slots(var)[s], sess)
             global_step.load(RESUME_AT, sess)
-            saver.save(sess, os.path.join(out, "tf1", "model.ckpt"), global_step=RESUME_AT, write_meta_graph=False)
+            save_tf1(sess, saver, os.path.join(out, "tf1"), RESUME_AT)
 
             print(f"resumed: {RESUMED_STEPS} steps from global_step {RESUME_AT}")
             resumed = run_steps(sess, fetches, feed, RESUMED_STEPS)
@@ -366,8 +379,7 @@ def main():
             v1.get_variable(f"block_{i % 7}/layer_{i:04d}/kernel", initializer=np.array([i, -i], np.float32))
         with v1.Session(graph=graph) as sess:
             sess.run(v1.global_variables_initializer())
-            v1.train.Saver().save(sess, os.path.join(out, "tf1_many", "model.ckpt"), global_step=1,
-                                  write_meta_graph=False)
+            save_tf1(sess, v1.train.Saver(), os.path.join(out, "tf1_many"), 1)
 
     # The expectations.
     idx = {}
