@@ -42,15 +42,15 @@ which keeps the file under 10 MB (the parameters alone are 7.4 MB).
 Metadata: format "unetind-golden", version "1", and the settings above.
 """
 
-import json
 import math
 import os
-import struct
 import sys
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from fixture_io import check_written, write_safetensors
 
 SEED = 20070
 BATCH, SIZE = 2, 32
@@ -215,36 +215,6 @@ def sampled(name, values, idx, full):
     return values if full else values.reshape(-1)[idx[name]]
 
 
-def write_safetensors(path, tensors, metadata):
-    header = {"__metadata__": metadata}
-    blobs, offset = [], 0
-    for name, array in tensors.items():
-        data = np.ascontiguousarray(array, dtype="<f4").tobytes()
-        header[name] = {"dtype": "F32", "shape": list(array.shape), "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    text = json.dumps(header, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(struct.pack("<Q", len(text)))
-        f.write(text)
-        for blob in blobs:
-            f.write(blob)
-    os.replace(tmp, path)
-
-
-def read_safetensors(path):
-    with open(path, "rb") as f:
-        raw = f.read()
-    (n,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8:8 + n])
-    header.pop("__metadata__", None)
-    body = raw[8 + n:]
-    return {k: np.frombuffer(body[v["data_offsets"][0]:v["data_offsets"][1]], dtype="<f4").reshape(v["shape"])
-            for k, v in header.items()}
-
-
 def main():
     out_path = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
         os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data", "golden_tinyunet.safetensors")
@@ -312,11 +282,7 @@ def main():
     }
     write_safetensors(out_path, out, metadata)
 
-    back = read_safetensors(out_path)
-    assert back.keys() == out.keys()
-    for k, v in out.items():
-        assert back[k].shape == tuple(v.shape) and np.array_equal(back[k].view(np.uint32),
-                                                                  np.asarray(v, np.float32).view(np.uint32)), k
+    check_written(out_path, out)
     size = os.path.getsize(out_path)
     assert size < 10_000_000, f"{out_path} is {size} bytes"
     print(f"wrote {out_path}: {len(out)} tensors, {size} bytes")

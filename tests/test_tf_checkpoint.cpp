@@ -155,6 +155,16 @@ TEST(TfCheckpointFixtures, StringTensorOfTheTf2Model) {
   EXPECT_THROW(ckpt.read_strings("a/.ATTRIBUTES/VARIABLE_VALUE"), Error);
 }
 
+TEST(TfCheckpointFixtures, Tf2ObjectGraphNamesTheVariables) {
+  REQUIRE_FIXTURES();
+  const std::map<std::string, std::string> names =
+      tf2_variable_names(TfCheckpoint(model_dir(fixtures, "saved_model_half_plus_two_tf2_cpu")));
+  EXPECT_EQ(names, (std::map<std::string, std::string>{{"a/.ATTRIBUTES/VARIABLE_VALUE", "a"},
+                                                       {"b/.ATTRIBUTES/VARIABLE_VALUE", "b"},
+                                                       {"c/.ATTRIBUTES/VARIABLE_VALUE", "c"}}));
+  EXPECT_TRUE(tf2_variable_names(TfCheckpoint(model_dir(fixtures, "saved_model_half_plus_two_mkl"))).empty());
+}
+
 TEST(TfCheckpointFixtures, PathForms) {
   REQUIRE_FIXTURES();
   const std::string dir = model_dir(fixtures, "saved_model_half_plus_three");
@@ -347,8 +357,22 @@ TEST(TfBundleWriter, TrainingDirectoryWithCheckpointFile) {
   // An absolute path from elsewhere (NVIDIA's container writes /results/...) falls back to this directory.
   write_file_atomic(tmp.str("checkpoint"), "model_checkpoint_path: \"/results/model.ckpt-2500\"\n");
   EXPECT_EQ(resolve_tf_checkpoint_prefix(tmp.str()), tmp.str("model.ckpt-2500"));
+  // The `checkpoint` file itself stands for its directory.
+  EXPECT_EQ(resolve_tf_checkpoint_prefix(tmp.str("checkpoint")), tmp.str("model.ckpt-2500"));
+  EXPECT_TRUE(is_tf_checkpoint_path(tmp.str("checkpoint")));
+  EXPECT_TRUE(is_tf_checkpoint_path(tmp.str("model.ckpt-2500")));
+  EXPECT_FALSE(is_tf_checkpoint_path(tmp.str("model.ckpt-2500.data-00000-of-00001")));
   write_file_atomic(tmp.str("checkpoint"), "model_checkpoint_path: \"model.ckpt-9\"\n");
   expect_error([&] { resolve_tf_checkpoint_prefix(tmp.str()); }, {tmp.str("model.ckpt-9.index")});
+}
+
+TEST(TfBundleWriter, BrokenObjectGraphIsNamed) {
+  TempDir tmp;
+  TfBundleWriter writer;  // an object graph that is not a protobuf message
+  writer.add_strings("_CHECKPOINTABLE_OBJECT_GRAPH", {}, {"\x0a\xff\xff\xff\xff\x0f"});
+  writer.write(tmp.str("broken"));
+  expect_error([&] { tf2_variable_names(TfCheckpoint(tmp.str("broken"))); },
+               {tmp.str("broken.data-00000-of-00001"), "object graph"});
 }
 
 TEST(TfBundleWriter, ShardCountMismatchNamesTheMissingShard) {
@@ -442,6 +466,32 @@ TEST(TfImport, MissingWrongShapeAndUnexpectedTensorsAreNamed) {
     writer.write(tmp.str("ckpt"));
     expect_error([&] { import_tf_checkpoint(tmp.str("ckpt"), ModelConfig{}); }, {tmp.str("ckpt.index"), "prefixes"});
   }
+}
+
+TEST(TfImport, OptimizerStateOnRequest) {
+  const Parameters params = test_parameters();
+  TempDir tmp;
+  write_nvidia_checkpoint(params, tmp.str("model.ckpt-2500"), "module/");
+  const TfImport plain = import_tf_checkpoint(tmp.str("model.ckpt-2500"), ModelConfig{});
+  EXPECT_TRUE(plain.optimizer_slots.empty());
+  EXPECT_FALSE(plain.global_step);
+  const TfImport state = import_tf_checkpoint(tmp.str("model.ckpt-2500"), ModelConfig{}, true);
+  EXPECT_EQ(state.global_step, 2500);
+  ASSERT_EQ(state.optimizer_slots.size(), 46u * 3);
+  EXPECT_EQ(state.optimizer_slots[0].name, "UNet_v1/bottleneck_block/conv2d/bias/RMSProp");  // module/ stripped
+  EXPECT_EQ(state.optimizer_slots[0].tensor.data, std::vector<float>(256, 0.5f));
+}
+
+TEST(TfImport, LoadWeightsTakesEitherFormat) {
+  const Parameters params = test_parameters();
+  TempDir tmp;
+  write_nvidia_checkpoint(params, tmp.str("model.ckpt-1"), "");
+  save_parameters(tmp.str("w.safetensors"), params);
+  expect_same_parameters(load_weights(tmp.str("model.ckpt-1"), ModelConfig{}), params);
+  expect_same_parameters(load_weights(tmp.str("w.safetensors"), ModelConfig{}), params);
+  const ModelConfig leaky{Variant::TinyUNet, Activation::LeakyRelu};
+  expect_error([&] { load_weights(tmp.str("w.safetensors"), leaky); }, {tmp.str("w.safetensors"), "relu", "leaky_relu"});
+  expect_error([&] { load_weights(tmp.str("nothing.safetensors"), ModelConfig{}); }, {tmp.str("nothing.safetensors")});
 }
 
 TEST(TfImport, RealNonUnetCheckpointIsRejectedClearly) {

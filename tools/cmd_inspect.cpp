@@ -1,7 +1,7 @@
 // `unet-industrial inspect`: the tensors of a safetensors file or a TensorFlow
-// checkpoint, one line each: name, dtype, shape.
+// checkpoint, one line each: name, dtype, shape (a TF2 checkpoint's rows:
+// key, variable name, dtype, shape).
 #include <cstdio>
-#include <filesystem>
 
 #include "commands.h"
 #include "unetind/safetensors.h"
@@ -10,12 +10,6 @@
 namespace unetind::cli {
 
 namespace {
-
-bool is_tf_checkpoint(const std::string& path) {
-  std::error_code ec;
-  return std::filesystem::is_directory(path, ec) || path.ends_with(".index") ||
-         std::filesystem::exists(path + ".index", ec);
-}
 
 void print_row(const std::string& name, const std::string& dtype, const Shape& shape) {
   std::printf("%s\t%s\t%s\n", name.c_str(), dtype.c_str(), shape_to_string(shape).c_str());
@@ -28,12 +22,18 @@ void register_inspect(CLI::App& app) {
   CLI::App* cmd =
       app.add_subcommand("inspect", "List the tensors (name, dtype, shape) of a weights file or TF checkpoint");
   cmd->add_option("file", *path,
-                  "A .safetensors file, or a TF checkpoint prefix, .index file, SavedModel / TF-Hub directory")
+                  "A .safetensors file, or a TF checkpoint: prefix, .index file, `checkpoint` file, training or TF2 "
+                  "checkpoint directory, SavedModel / TF-Hub directory")
       ->required();
   cmd->callback([path] {
-    if (is_tf_checkpoint(*path)) {
+    if (is_tf_checkpoint_path(*path)) {
       const TfCheckpoint checkpoint(*path);
-      for (const TfTensorInfo& t : checkpoint.tensors()) print_row(t.name, to_string(t.dtype), t.shape);
+      // A TF2 checkpoint's keys are object paths; the variable's name follows.
+      const std::map<std::string, std::string> tf2_names = tf2_variable_names(checkpoint);
+      for (const TfTensorInfo& t : checkpoint.tensors()) {
+        auto it = tf2_names.find(t.name);
+        print_row(it == tf2_names.end() ? t.name : t.name + "\t" + it->second, to_string(t.dtype), t.shape);
+      }
       std::printf("%zu tensors in %s (%d shard(s))\n", checkpoint.tensors().size(), checkpoint.prefix().c_str(),
                   checkpoint.num_shards());
     } else {

@@ -52,6 +52,9 @@ void register_train(CLI::App& app) {
   cmd->add_option("--init", opt->init, "Kernel initialiser")
       ->check(CLI::IsMember({"he_normal", "he_uniform", "glorot_normal", "glorot_uniform", "orthogonal"}))
       ->capture_default_str();
+  cmd->add_option("--init-from", t.init_from,
+                  "Start from these weights instead of --init: a .safetensors file or any TensorFlow checkpoint "
+                  "`import` reads (NVIDIA's published model, to fine-tune)");
   cmd->add_option("--device", t.device, "Compute device")->capture_default_str();
   cmd->add_option("--threads", t.threads, "CPU compute threads (0: all cores)")->capture_default_str();
   cmd->add_option("--loader-threads", t.loader_threads, "PNG decoding threads")->capture_default_str();

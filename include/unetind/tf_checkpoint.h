@@ -8,6 +8,8 @@
 // variables/variables.*.
 #pragma once
 #include <cstdint>
+#include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -53,7 +55,9 @@ struct TfTensorInfo {
 // (".../model.ckpt-2500", ".../variables/variables"), its ".index" file, a
 // SavedModel or TF-Hub module directory (holding variables/variables.index),
 // or a training directory whose `checkpoint` file names the latest
-// checkpoint. Throws an Error naming the path when it is none of these.
+// checkpoint (tf.train.Saver's and tf.train.Checkpoint's alike), or that
+// `checkpoint` file itself. Throws an Error naming the path when it is none
+// of these.
 std::string resolve_tf_checkpoint_prefix(const std::string& path);
 
 class TfCheckpoint {
@@ -71,10 +75,12 @@ class TfCheckpoint {
 
   // Reads a tensor and verifies its crc32c. Errors name the file and tensor.
   Tensor read_float(const std::string& name) const;                      // DT_FLOAT
+  std::vector<int64_t> read_int64(const std::string& name) const;        // DT_INT64 (global_step)
   std::vector<std::string> read_strings(const std::string& name) const;  // DT_STRING, row-major
 
  private:
   const TfTensorInfo& get(const std::string& name, TfDtype dtype) const;
+  std::string read_fixed_width(const std::string& name, TfDtype dtype, size_t element_size) const;
   std::string read_bytes(const TfTensorInfo& info) const;
 
   std::string prefix_;
@@ -82,17 +88,42 @@ class TfCheckpoint {
   std::vector<TfTensorInfo> tensors_;
 };
 
-// A checkpoint of NVIDIA's UNet-Industrial turned into our parameters. The
-// model tensors keep their TF names (UNet_v1/...); a prefix in front of them
-// (a module's "module/") is stripped, training-only tensors (optimiser slots
-// such as .../kernel/RMSProp_1, global_step, loss-scale state) are left out,
-// and the rest must match the model exactly (match_parameters).
+// TF2's object-based checkpoints (tf.train.Checkpoint) key each variable by
+// its path in the saved object graph ("model/convs/0/kernel/.ATTRIBUTES/
+// VARIABLE_VALUE"); the graph itself, the string tensor
+// _CHECKPOINTABLE_OBJECT_GRAPH, records each variable's own name. Returns
+// checkpoint key -> variable name for every variable there; empty for a TF1
+// checkpoint (tf.train.Saver, SavedModel), which keys tensors by name.
+std::map<std::string, std::string> tf2_variable_names(const TfCheckpoint& checkpoint);
+
+// True when `path` is something TfCheckpoint opens rather than a weights file:
+// a directory, a `checkpoint` file, an .index file, or a prefix with one.
+bool is_tf_checkpoint_path(const std::string& path);
+
+// A checkpoint of NVIDIA's UNet-Industrial turned into our parameters. Tensors
+// are known by their TF variable names (a TF2 checkpoint's keys are mapped to
+// them through its object graph). The model tensors keep their names
+// (UNet_v1/...); a prefix in front of them (a module's "module/") is stripped,
+// training-only tensors (optimiser slots such as .../kernel/RMSProp_1,
+// global_step, loss-scale state) are left out, and the rest must match the
+// model exactly (match_parameters).
 struct TfImport {
   Parameters parameters;
   std::string checkpoint_prefix;     // the resolved PREFIX
   std::string name_prefix;           // what was stripped, "" if nothing
-  std::vector<std::string> skipped;  // training-only tensors left out
+  std::vector<std::string> skipped;  // training-only tensors left out, by checkpoint key
+  // With `with_optimizer_state`: TF1 RMSProp's slots of the model's
+  // variables, renamed from where TF puts them ("optimizers/UNet_v1/.../
+  // kernel/RMSProp_1" in NVIDIA's graph) to "<parameter>/RMSProp[_N]", the
+  // names RmsProp::load_state takes; and the global step, if saved.
+  std::vector<NamedTensor> optimizer_slots;
+  std::optional<int64_t> global_step;
 };
-TfImport import_tf_checkpoint(const std::string& path, const ModelConfig& config);
+TfImport import_tf_checkpoint(const std::string& path, const ModelConfig& config, bool with_optimizer_state = false);
+
+// Weights for a `config` model from a safetensors weights file or any
+// TensorFlow checkpoint import_tf_checkpoint reads. A weights file whose
+// metadata names another variant or activation is an Error naming it.
+Parameters load_weights(const std::string& path, const ModelConfig& config);
 
 }  // namespace unetind

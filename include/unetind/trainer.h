@@ -58,6 +58,7 @@ struct TrainOptions {
   uint64_t seed = 0;
   ModelConfig model;
   Initializer init = Initializer::HeNormal;
+  std::string init_from;  // weights to start from instead of `init` (safetensors or a TF checkpoint)
   std::string device = "cpu";
   int threads = 0;
   int loader_threads = 2;
@@ -99,6 +100,17 @@ struct TrainResult {
 // current step finishes, a checkpoint is written and the run returns
 // interrupted. A non-finite loss throws Error and keeps the last checkpoint.
 TrainResult train(const TrainOptions& options, const TrainHooks& hooks, const std::atomic<int>* stop);
+
+// Makes `run_dir` a run that train() with options.resume continues from
+// another trainer's state: the weights, the RMSProp slots (under the names
+// RmsProp::state gives them) and the step reached. With no options and no
+// data-stream position in it, the resumed run takes its options as given and
+// starts its data stream afresh; the learning rate follows the step. Missing
+// or misshapen slots are an Error naming `source`, as is an existing checkpoint
+// in `run_dir`.
+void write_imported_checkpoint(const std::string& run_dir, const Parameters& params,
+                               const std::vector<NamedTensor>& slots, int64_t step, const RmsPropConfig& rmsprop,
+                               const std::string& source);
 
 // The samples a run or an evaluation uses: a generic folder data set when
 // `data_dir` holds images/ (or <split>/images/), else DAGM class `class_id`.

@@ -180,6 +180,10 @@ std::string resolve_tf_checkpoint_prefix(const std::string& path) {
                      "a directory without variables/variables.index (SavedModel, TF-Hub module) or a "
                      "`checkpoint` file (training directory)");
   }
+  if (fs::path(path).filename() == "checkpoint" && fs::is_regular_file(path, ec)) {
+    const std::string dir = fs::path(path).parent_path().string();
+    return resolve_tf_checkpoint_prefix(dir.empty() ? "." : dir);
+  }
   if (path.ends_with(".index") && fs::is_regular_file(path, ec)) return path.substr(0, path.size() - 6);
   if (fs::exists(path + ".index", ec)) return path;
   throw_file_error(path, "not a TensorFlow checkpoint: " + path + ".index does not exist");
@@ -247,20 +251,33 @@ std::string TfCheckpoint::read_bytes(const TfTensorInfo& t) const {
   return bytes;
 }
 
-Tensor TfCheckpoint::read_float(const std::string& name) const {
-  const TfTensorInfo& t = get(name, TfDtype::Float);
-  const int64_t expected_size = shape_numel(t.shape) * static_cast<int64_t>(sizeof(float));
+// A fixed-width tensor's bytes, checked against its size and crc32c.
+std::string TfCheckpoint::read_fixed_width(const std::string& name, TfDtype dtype, size_t element_size) const {
+  const TfTensorInfo& t = get(name, dtype);
+  const int64_t expected_size = shape_numel(t.shape) * static_cast<int64_t>(element_size);
   if (t.size != expected_size)
     throw_file_error(index_path(), "tensor '" + name + "' of shape " + shape_to_string(t.shape) + " has " +
                                        std::to_string(t.size) + " bytes, expected " + std::to_string(expected_size));
-  const std::string bytes = read_bytes(t);
+  std::string bytes = read_bytes(t);
   const uint32_t crc = crc32c::value(bytes);
   if (crc32c::mask(crc) != t.masked_crc32c)
     throw_file_error(shard_path(t.shard), "crc32c mismatch for tensor '" + name + "' (index says " +
                                               std::to_string(crc32c::unmask(t.masked_crc32c)) + ", data gives " +
                                               std::to_string(crc) + ")");
-  Tensor out(t.shape);
+  return bytes;
+}
+
+Tensor TfCheckpoint::read_float(const std::string& name) const {
+  const std::string bytes = read_fixed_width(name, TfDtype::Float, sizeof(float));
+  Tensor out(find(name)->shape);
   std::memcpy(out.data.data(), bytes.data(), bytes.size());
+  return out;
+}
+
+std::vector<int64_t> TfCheckpoint::read_int64(const std::string& name) const {
+  const std::string bytes = read_fixed_width(name, TfDtype::Int64, sizeof(int64_t));
+  std::vector<int64_t> out(bytes.size() / sizeof(int64_t));
+  std::memcpy(out.data(), bytes.data(), bytes.size());
   return out;
 }
 

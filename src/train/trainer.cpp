@@ -10,10 +10,12 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 
 #include "unetind/atomic_file.h"
 #include "unetind/error.h"
 #include "unetind/loader.h"
+#include "unetind/tf_checkpoint.h"
 
 namespace unetind {
 
@@ -81,28 +83,30 @@ class MetricsLog {
 
 bool is_optimizer_slot(const std::string& name) { return name.find("/RMSProp") != std::string::npos; }
 
-void save_checkpoint(const RunFiles& files, const Parameters& params, const RmsProp& optimizer, int64_t step,
-                     const LoaderState& loader_state, const TrainOptions& options) {
+void write_checkpoint_files(const RunFiles& files, const Parameters& params, const RmsProp& optimizer, int64_t step,
+                            std::map<std::string, std::string> meta) {
   std::vector<NamedTensor> tensors = params.tensors;
   for (auto& slot : optimizer.state(params.tensors)) tensors.push_back(std::move(slot));
-  std::map<std::string, std::string> meta{
-      {"format", kCheckpointFormat},
-      {"variant", to_string(params.config.variant)},
-      {"activation", to_string(params.config.activation)},
-      {"step", std::to_string(step)},
-      {"loader_state", nlohmann::json(loader_state).dump()},
-      {"options", to_json(options).dump()},
-  };
+  meta["format"] = kCheckpointFormat;
+  meta["variant"] = to_string(params.config.variant);
+  meta["activation"] = to_string(params.config.activation);
+  meta["step"] = std::to_string(step);
   // The weights first: if a kill lands between the two files, model.safetensors
   // is never behind the checkpoint a resume continues from.
   save_parameters(files.model, params, {{"step", std::to_string(step)}});
   write_safetensors(files.checkpoint, tensors, meta);
 }
 
+void save_checkpoint(const RunFiles& files, const Parameters& params, const RmsProp& optimizer, int64_t step,
+                     const LoaderState& loader_state, const TrainOptions& options) {
+  write_checkpoint_files(files, params, optimizer, step,
+                         {{"loader_state", nlohmann::json(loader_state).dump()}, {"options", to_json(options).dump()}});
+}
+
 struct Restored {
   Parameters params;
   int64_t step = 0;
-  LoaderState loader_state;
+  std::optional<LoaderState> loader_state;  // none in an imported checkpoint: the stream starts afresh
 };
 
 Restored load_checkpoint(const std::string& path, const TrainOptions& options, RmsProp& optimizer) {
@@ -114,18 +118,27 @@ Restored load_checkpoint(const std::string& path, const TrainOptions& options, R
   };
   if (meta("format") != kCheckpointFormat) throw_file_error(path, "not a unet-industrial training checkpoint");
   Restored r;
+  // An imported checkpoint (write_imported_checkpoint) has neither options
+  // nor a data-stream position.
+  const bool imported = !file.metadata.contains("options");
   try {
-    const nlohmann::json saved = nlohmann::json::parse(meta("options"));
-    const nlohmann::json now = to_json(options);
-    for (const char* key : kResumeInvariants)
-      if (saved.at(key) != now.at(key))
-        throw_file_error(path, std::string("cannot resume with --") + key + " " + now.at(key).dump() +
-                                   ": the run was started with " + saved.at(key).dump());
+    if (!imported) {
+      const nlohmann::json saved = nlohmann::json::parse(meta("options"));
+      const nlohmann::json now = to_json(options);
+      for (const char* key : kResumeInvariants)
+        if (saved.at(key) != now.at(key))
+          throw_file_error(path, std::string("cannot resume with --") + key + " " + now.at(key).dump() +
+                                     ": the run was started with " + saved.at(key).dump());
+      r.loader_state = nlohmann::json::parse(meta("loader_state")).get<LoaderState>();
+    }
     r.step = std::stoll(meta("step"));
-    r.loader_state = nlohmann::json::parse(meta("loader_state")).get<LoaderState>();
   } catch (const nlohmann::json::exception& e) {
     throw_file_error(path, std::string("bad checkpoint metadata: ") + e.what());
   }
+  if (imported && (meta("variant") != to_string(options.model.variant) ||
+                   meta("activation") != to_string(options.model.activation)))
+    throw_file_error(path, "holds a " + meta("variant") + " " + meta("activation") + " model, not " +
+                               to_string(options.model.variant) + " " + to_string(options.model.activation));
   r.params.config = options.model;
   std::vector<NamedTensor> weights;
   for (const NamedTensor& t : file.tensors)
@@ -177,6 +190,7 @@ nlohmann::json to_json(const TrainOptions& o) {
           {"variant", to_string(o.model.variant)},
           {"activation", to_string(o.model.activation)},
           {"init", to_string(o.init)},
+          {"init_from", o.init_from},
           {"device", o.device},
           {"precision", to_string(o.precision)},
           {"conv", to_string(o.conv_algorithm)},
@@ -197,7 +211,7 @@ TrainResult train(const TrainOptions& options, const TrainHooks& hooks, const st
   RmsProp optimizer(options.rmsprop);
   Parameters params;
   int64_t step = 0;
-  LoaderState loader_state;
+  std::optional<LoaderState> loader_state;
   MetricsLog metrics(files.metrics);
   const bool resuming = options.resume && fs::exists(files.checkpoint);
   if (resuming) {
@@ -207,9 +221,15 @@ TrainResult train(const TrainOptions& options, const TrainHooks& hooks, const st
     loader_state = r.loader_state;
     metrics.resume_at(step);
     message("resuming " + files.checkpoint + " at step " + std::to_string(step));
+    if (!options.init_from.empty()) message("--init-from " + options.init_from + " is ignored: the run resumes");
   } else {
     if (options.resume) message("no checkpoint in " + options.out_dir + ": starting a new run");
-    params = init_parameters(options.model, options.init, options.seed);
+    if (options.init_from.empty()) {
+      params = init_parameters(options.model, options.init, options.seed);
+    } else {
+      params = load_weights(options.init_from, options.model);
+      message("starting from the weights in " + options.init_from);
+    }
     metrics.start_new();
   }
   nlohmann::json config = to_json(options);
@@ -219,8 +239,8 @@ TrainResult train(const TrainOptions& options, const TrainHooks& hooks, const st
   std::vector<Sample> samples = training_samples(options);
   const LoaderConfig loader_config{options.batch, options.image_size, options.augment, true, true,
                                    options.seed, options.loader_threads, 4};
-  std::unique_ptr<Loader> loader = resuming ? std::make_unique<Loader>(samples, loader_config, loader_state)
-                                            : std::make_unique<Loader>(samples, loader_config);
+  std::unique_ptr<Loader> loader = loader_state ? std::make_unique<Loader>(samples, loader_config, *loader_state)
+                                                : std::make_unique<Loader>(samples, loader_config);
   message("training on " + std::to_string(samples.size()) + " image(s), " + std::to_string(options.steps - step) +
           " step(s) to go");
 
@@ -275,6 +295,20 @@ TrainResult train(const TrainOptions& options, const TrainHooks& hooks, const st
   }
   checkpoint();
   return {step, false, 0};
+}
+
+void write_imported_checkpoint(const std::string& run_dir, const Parameters& params,
+                               const std::vector<NamedTensor>& slots, int64_t step, const RmsPropConfig& rmsprop,
+                               const std::string& source) {
+  if (step < 0) throw_file_error(source, "negative step " + std::to_string(step));
+  const RunFiles files(run_dir);
+  std::error_code ec;
+  if (fs::exists(files.checkpoint, ec))
+    throw_file_error(files.checkpoint, "already exists; import into a new run directory");
+  RmsProp optimizer(rmsprop);
+  optimizer.load_state(params.tensors, slots, source);
+  fs::create_directories(run_dir);
+  write_checkpoint_files(files, params, optimizer, step, {{"source", source}});
 }
 
 std::vector<Sample> open_split(const std::string& data_dir, int class_id, Split split) {
