@@ -19,7 +19,7 @@ BENCH_DEPS  := libtorch-dev
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 CLI         := $(BUILD_DIR)/bin/unet-industrial
 
-.PHONY: all deps test-deps build test demo bench clean
+.PHONY: all deps test-deps build test demo bench bench-peers clean
 
 all: build
 
@@ -57,6 +57,17 @@ bench: deps
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 	@echo "run: $(BUILD_DIR)/bin/bench_vs_libtorch --mode both --threads 2"
 	@echo "     $(BUILD_DIR)/bin/bench_concat [--batch=8] [--precision=bf16]"
+
+# Same-run speed against OpenVINO, ONNX Runtime and PyTorch 2 (bench/peers.py).
+# The engines come from PyPI into a virtual environment under the build
+# directory (several GB: torch's wheel brings CUDA libraries); the product
+# and `make test` never need them.
+PEERS_VENV := $(BUILD_DIR)/peers-venv
+bench-peers: build
+	$(call install_missing,python3 python3-venv)
+	@[ -x $(PEERS_VENV)/bin/python ] || python3 -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/pip install --quiet --disable-pip-version-check -r bench/requirements-peers.txt
+	$(PEERS_VENV)/bin/python bench/peers.py --cli $(CLI) --json $(BUILD_DIR)/peers.json $(PEERS_ARGS)
 
 clean:
 	rm -rf $(BUILD_DIR)

@@ -1,11 +1,10 @@
 // `unet-industrial benchmark`: NVIDIA's training_benchmark and
 // inference_benchmark on synthetic input: images/s, latency percentiles per
 // batch, peak resident memory and achieved GFLOP/s.
-#include <sys/resource.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 
 #include "commands.h"
 #include "unetind/atomic_file.h"
@@ -30,10 +29,20 @@ double percentile(std::vector<double> v, double p) {
   return v[lo] + (v[hi] - v[lo]) * (pos - lo);
 }
 
+// VmHWM, the peak resident memory of this process's own address space
+// (getrusage's ru_maxrss would carry a parent's peak across fork and exec).
 double peak_rss_mb() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return u.ru_maxrss / 1024.0;  // Linux reports kB
+  std::ifstream status("/proc/self/status");
+  std::string key;
+  while (status >> key) {
+    if (key == "VmHWM:") {
+      double kb = 0;
+      status >> kb;
+      return kb / 1024.0;
+    }
+    std::getline(status, key);
+  }
+  return 0;
 }
 
 void run_benchmark(const Options& opt) {
