@@ -10,7 +10,7 @@ JOBS        ?= $(shell nproc)
 # libdnnl-dev merely recommends). `.ci/run` proves the list in a fresh root.
 BUILD_DEPS  := cmake ninja-build g++ pkg-config libdnnl-dev ocl-icd-opencl-dev libpng-dev libcli11-dev \
                nlohmann-json3-dev libsnappy-dev libgtest-dev libbenchmark-dev \
-               libonnx-dev libprotobuf-dev protobuf-compiler libopencv-dev
+               libonnx-dev libprotobuf-dev protobuf-compiler libopencv-dev libopenmpi-dev openmpi-bin
 BENCH_DEPS  := libtorch-dev
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 CLI         := $(BUILD_DIR)/bin/unet-industrial

@@ -94,7 +94,15 @@ struct TrainResult {
 // *stop becomes non-zero (a signal number, set by the caller's handler) the
 // current step finishes, a checkpoint is written and the run returns
 // interrupted. A non-finite loss throws Error and keeps the last checkpoint.
-TrainResult train(const TrainOptions& options, const TrainHooks& hooks, const std::atomic<int>* stop);
+//
+// With a `group` of several ranks (data_parallel.h, join_process_group) the
+// run is data parallel: every rank calls train() with the same options, and
+// each trains on its shard of every global batch of options.batch. Rank 0
+// alone reads and writes options.out_dir and calls the hooks; the others
+// start from rank 0's state. A stop signal on any rank stops every rank
+// after the same step; a resume must use the same number of ranks.
+TrainResult train(const TrainOptions& options, const TrainHooks& hooks, const std::atomic<int>* stop,
+                  Communicator* group = nullptr);
 
 // The samples a run or an evaluation uses: a generic folder data set when
 // `data_dir` holds images/ (or <split>/images/), else DAGM class `class_id`.
