@@ -195,6 +195,8 @@ TEST_P(StoppedRank, StopsTheRunAndResumeIsExact) {
   EXPECT_LT(seconds, 30.0) << stopped_log;
   EXPECT_NE(code, 0) << stopped_log;
   const int stopped_at = std::stoi(read_safetensors(run_dir + "/checkpoint.safetensors").metadata.at("step"));
+  std::printf("signal %d to rank 1: mpirun exited %d after %.1f s, checkpoint at step %d; its output:\n%s", sig, code,
+              seconds, stopped_at, stopped_log.c_str());
   EXPECT_LT(stopped_at, 40) << "the signal came too late to test anything";
   if (sig == SIGKILL) {
     EXPECT_NE(stopped_log.find("rank 1"), std::string::npos) << stopped_log;
