@@ -6,7 +6,6 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 #include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -43,34 +42,6 @@ std::string mpirun(int ranks) {
   std::string cmd = std::string(kMpirun) + " --oversubscribe -np " + std::to_string(ranks);
   if (geteuid() == 0) cmd += " --allow-run-as-root";
   return cmd + " " + UNETIND_CLI + " ";
-}
-
-int run(const std::string& cmd, std::string* output) {
-  FILE* pipe = popen((cmd + " 2>&1").c_str(), "r");
-  if (!pipe) return -1;
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, pipe)) > 0) out.append(buf, n);
-  const int status = pclose(pipe);
-  *output = out;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-pid_t spawn(const std::string& cmd, const std::string& log) {
-  const pid_t pid = fork();
-  if (pid == 0) {
-    const std::string line = "exec " + cmd + " >" + log + " 2>&1";
-    execl("/bin/sh", "sh", "-c", line.c_str(), nullptr);
-    _exit(127);
-  }
-  return pid;
-}
-
-int wait_exit(pid_t pid) {
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
 // The process mpirun `launcher` started as MPI rank `rank`, or 0.
@@ -153,7 +124,7 @@ TEST(Distributed, TwoProcessesTrainAsOne) {
   const std::string data = make_data(dir), cmd = recipe(data, 20);
   std::string log;
   ASSERT_EQ(test::run_cli(cmd + dir.str("one"), &log), 0) << log;
-  ASSERT_EQ(run(mpirun(2) + cmd + dir.str("two"), &log), 0) << log;
+  ASSERT_EQ(test::run_shell(mpirun(2) + cmd + dir.str("two"), &log), 0) << log;
   EXPECT_NE(log.find("on 2 processes"), std::string::npos) << log;
 
   const auto one = flat_weights(dir.str("one/model.safetensors"));
@@ -180,16 +151,16 @@ TEST_P(StoppedRank, StopsTheRunAndResumeIsExact) {
   test::TempDir dir;
   const std::string data = make_data(dir), cmd = mpirun(2) + recipe(data, 40);
   std::string log;
-  ASSERT_EQ(run(cmd + dir.str("straight"), &log), 0) << log;
+  ASSERT_EQ(test::run_shell(cmd + dir.str("straight"), &log), 0) << log;
 
   const std::string run_dir = dir.str("stopped");
-  const pid_t launcher = spawn(cmd + run_dir, dir.str("stopped.log"));
+  const pid_t launcher = test::spawn_shell(cmd + run_dir, dir.str("stopped.log"));
   ASSERT_TRUE(wait_for_file(run_dir + "/checkpoint.safetensors", 120)) << read_file(dir.str("stopped.log"));
   const pid_t rank1 = find_rank(launcher, 1);
   ASSERT_GT(rank1, 0) << "rank 1 of mpirun " << launcher << " not found";
   const auto signalled = Clock::now();
   kill(rank1, sig);
-  const int code = wait_exit(launcher);
+  const int code = test::wait_exit(launcher);
   const double seconds = std::chrono::duration<double>(Clock::now() - signalled).count();
   const std::string stopped_log = read_file(dir.str("stopped.log"));
   EXPECT_LT(seconds, 30.0) << stopped_log;
@@ -206,7 +177,7 @@ TEST_P(StoppedRank, StopsTheRunAndResumeIsExact) {
         << stopped_log;
   }
 
-  ASSERT_EQ(run(cmd + run_dir + " --resume", &log), 0) << log;
+  ASSERT_EQ(test::run_shell(cmd + run_dir + " --resume", &log), 0) << log;
   EXPECT_NE(log.find("resuming"), std::string::npos) << log;
   EXPECT_LE(test::max_abs_diff(flat_weights(dir.str("straight/model.safetensors")),
                                flat_weights(run_dir + "/model.safetensors")),
@@ -223,13 +194,13 @@ TEST(Distributed, RunsKeepTheirNumberOfProcesses) {
   test::TempDir dir;
   const std::string data = make_data(dir);
   std::string log;
-  ASSERT_EQ(run(mpirun(2) + recipe(data, 2) + dir.str("run"), &log), 0) << log;
+  ASSERT_EQ(test::run_shell(mpirun(2) + recipe(data, 2) + dir.str("run"), &log), 0) << log;
   EXPECT_NE(test::run_cli(recipe(data, 4) + dir.str("run") + " --resume", &log), 0);
   EXPECT_NE(log.find("mpirun -np 2"), std::string::npos) << log;
   EXPECT_NE(log.find("checkpoint.safetensors"), std::string::npos) << log;
 
   // A global batch the ranks cannot split: every rank says so, by rank.
-  EXPECT_NE(run(mpirun(2) + recipe(data, 2, 3) + dir.str("odd"), &log), 0);
+  EXPECT_NE(test::run_shell(mpirun(2) + recipe(data, 2, 3) + dir.str("odd"), &log), 0);
   EXPECT_NE(log.find("does not split evenly over 2 processes"), std::string::npos) << log;
   EXPECT_NE(log.find("rank 0 of 2"), std::string::npos) << log;
 }

@@ -39,19 +39,7 @@ std::string make_class(const test::TempDir& dir, int class_id, int size, int tra
 
 // Launches the CLI without waiting; returns its pid.
 pid_t spawn_cli(const std::string& args, const std::string& log) {
-  pid_t pid = fork();
-  if (pid == 0) {
-    const std::string cmd = std::string("exec ") + UNETIND_CLI + " " + args + " >" + log + " 2>&1";
-    execl("/bin/sh", "sh", "-c", cmd.c_str(), nullptr);
-    _exit(127);
-  }
-  return pid;
-}
-
-int wait_exit(pid_t pid) {
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return test::spawn_shell(std::string(UNETIND_CLI) + " " + args, log);
 }
 
 bool wait_for_file(const std::string& path, int seconds) {
@@ -140,7 +128,7 @@ TEST_P(Resume, IsExactAfterAKill) {
   // Kill once the first periodic checkpoint exists, while it trains on.
   ASSERT_TRUE(wait_for_file(run + "/checkpoint.safetensors", 120));
   kill(pid, sig);
-  const int code = wait_exit(pid);
+  const int code = test::wait_exit(pid);
   const SafetensorsFile ckpt = read_safetensors(run + "/checkpoint.safetensors");
   const int stopped_at = std::stoi(ckpt.metadata.at("step"));
   if (sig == SIGTERM) {

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <sys/wait.h>
+#include <unistd.h>
 
 namespace unetind::test {
 
@@ -40,7 +41,11 @@ TempDir::~TempDir() {
 }
 
 int run_cli(const std::string& args, std::string* output) {
-  const std::string cmd = std::string(UNETIND_CLI) + " " + args + " 2>&1";
+  return run_shell(std::string(UNETIND_CLI) + " " + args, output);
+}
+
+int run_shell(const std::string& command, std::string* output) {
+  const std::string cmd = command + " 2>&1";
   FILE* pipe = popen(cmd.c_str(), "r");
   if (!pipe) return -1;
   std::string out;
@@ -50,6 +55,22 @@ int run_cli(const std::string& args, std::string* output) {
   int status = pclose(pipe);
   if (output) *output = out;
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+pid_t spawn_shell(const std::string& command, const std::string& log) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    const std::string line = "exec " + command + " >" + log + " 2>&1";
+    execl("/bin/sh", "sh", "-c", line.c_str(), nullptr);
+    _exit(127);
+  }
+  return pid;
+}
+
+int wait_exit(pid_t pid) {
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
 std::string shared_dir() {

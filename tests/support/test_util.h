@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include <sys/types.h>
+
 #include "unetind/tensor.h"
 
 namespace unetind::test {
@@ -38,6 +40,14 @@ class TempDir {
 // Runs the unet-industrial binary with `args`; returns its exit code and
 // fills `output` with stdout+stderr.
 int run_cli(const std::string& args, std::string* output = nullptr);
+// The same for any shell command line.
+int run_shell(const std::string& command, std::string* output = nullptr);
+
+// Starts a shell command line without waiting, its stdout and stderr into
+// the file `log`; returns its pid (the command's own: the shell execs it).
+pid_t spawn_shell(const std::string& command, const std::string& log);
+// Waits for it: its exit code, or 128 + the signal that ended it.
+int wait_exit(pid_t pid);
 
 // <repo>/../shared, or "" when it is absent (a user's clone).
 std::string shared_dir();
