@@ -10,7 +10,8 @@ JOBS        ?= $(shell nproc)
 # libdnnl-dev merely recommends). `.ci/run` proves the list in a fresh root.
 BUILD_DEPS  := cmake ninja-build g++ pkg-config libdnnl-dev ocl-icd-opencl-dev libpng-dev libcli11-dev \
                nlohmann-json3-dev libsnappy-dev libgtest-dev libbenchmark-dev \
-               libonnx-dev libprotobuf-dev protobuf-compiler libopencv-dev libcpp-httplib-dev
+               libonnx-dev libprotobuf-dev protobuf-compiler libopencv-dev libcpp-httplib-dev \
+               libopenmpi-dev openmpi-bin
 # What only `make test` needs: the server's tests drive it with curl, with
 # NVIDIA's Python client (pip, in a virtual environment under build/) and
 # with headless Chromium.

@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "commands.h"
+#include "device_option.h"
 #include "unetind/atomic_file.h"
 #include "unetind/error.h"
 #include "unetind/predictor.h"
@@ -63,12 +64,14 @@ void run_benchmark(const Options& opt) {
   auto backend = make_backend(opt.device, opt.threads);
   std::function<void()> iteration;
   std::unique_ptr<Predictor> predictor;
-  std::unique_ptr<TrainingStep> step;
-  RmsProp optimizer;
+  std::unique_ptr<TrainingExecutor> trainer;
   if (train) {
-    step = std::make_unique<TrainingStep>(params.config, *backend, opt.batch, opt.image_size, precision,
-                                          LossKind::Adaptive, 1e-5, parse_conv_algorithm(opt.conv));
-    iteration = [&] { step->run(params.tensors, optimizer, images.data(), masks.data(), 1e-4f); };
+    // The state stays in the executor, as in `train`.
+    trainer = backend->compile_training(
+        graph, ExecConfig{opt.batch, opt.image_size, opt.image_size, true, precision, parse_conv_algorithm(opt.conv)},
+        TrainingConfig{}, nullptr);
+    trainer->load(params.tensors, {});
+    iteration = [&] { trainer->step(images.data(), masks.data(), 1e-4f); };
   } else {
     predictor = std::make_unique<Predictor>(params, std::move(backend), opt.image_size, precision,
                                             parse_conv_algorithm(opt.conv));
@@ -124,7 +127,7 @@ void register_benchmark(CLI::App& app) {
   cmd->add_option("--iters", opt->iters, "Timed iterations")->capture_default_str();
   cmd->add_option("--warmup", opt->warmup, "Untimed warm-up iterations")->capture_default_str();
   cmd->add_option("--image-size", opt->image_size, "Image size (multiple of 16)")->capture_default_str();
-  cmd->add_option("--device", opt->device, "Compute device")->capture_default_str();
+  add_device_option(cmd, opt->device);
   cmd->add_option("--model", opt->model, "Weights to use (default: freshly initialised)");
   cmd->add_option("--json", opt->json, "Also write the results as JSON");
   cmd->callback([opt] { run_benchmark(*opt); });
