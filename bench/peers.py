@@ -274,6 +274,11 @@ def ours_supports(cli, precision):
     return precision != "int8" or "int8" in run([cli, "benchmark", "--help"])
 
 
+def ours_model(a, precision):
+    """Our weights for `precision`: int8 runs the calibrated copy."""
+    return a.model_int8 if precision == "int8" else a.model
+
+
 def prepare(a, work):
     """The model, its ONNX exports, the check images and our probabilities."""
     if not a.model:
@@ -296,14 +301,21 @@ def prepare(a, work):
         inputs.append(np.asarray(Image.open(os.path.join(test, f)), np.float32)[:, :, None] / 127.5 - 1)
     a.check_inputs = os.path.join(work, "check_inputs.npy")
     np.save(a.check_inputs, np.stack(inputs))
+    # INT8 calibration for both engines on the same images: the Train split.
+    train = os.path.join(work, "synth", "Class1", "Train")
+    a.calibration_inputs = np.stack([np.asarray(Image.open(os.path.join(train, f)), np.float32)[:, :, None] / 127.5 - 1
+                                     for f in sorted(f for f in os.listdir(train) if f.endswith(".PNG"))])
+    a.model_int8 = os.path.join(work, "model_int8.safetensors")
+    if ours_supports(a.cli, "int8"):
+        run([a.cli, "calibrate", "--model", a.model, "--data", os.path.join(work, "synth"), "--class", "1",
+             "--split", "Train", "--image-size", str(a.image_size), "--out", a.model_int8])
     a.expected = {}
     for precision in ("fp32", "bf16", "int8"):
         if not ours_supports(a.cli, precision):
             continue
         out = os.path.join(work, f"pred_{precision}")
-        extra = ["--calibration", os.path.join(work, "synth"), "--class", "1"] if precision == "int8" else []
-        run([a.cli, "predict", "--model", a.model, "--out", out, "--precision", precision,
-             "--image-size", str(a.image_size), *extra, images_dir])
+        run([a.cli, "predict", "--model", ours_model(a, precision), "--out", out, "--precision", precision,
+             "--image-size", str(a.image_size), images_dir])
         a.expected[precision] = os.path.join(work, f"expected_{precision}.npy")
         np.save(a.expected[precision],
                 np.stack([np.load(os.path.join(out, f.replace(".PNG", "_prob.npy"))) for f in files]))
@@ -314,7 +326,7 @@ def prepare(a, work):
         path = os.path.join(work, f"model_b{batch}.onnx")
         run([a.cli, "export", "--model", a.model, "--format", "onnx", "--batch", str(batch), "--out", path])
         a.onnx_for[batch] = path
-        a.onnx_int8[batch] = quantise_for_ort(path, np.load(a.check_inputs), batch)
+        a.onnx_int8[batch] = quantise_for_ort(path, a.calibration_inputs, batch)
     a.onnx_int8_for = lambda b: a.onnx_int8.get(b, "")
 
 
@@ -344,10 +356,9 @@ def quantise_for_ort(path, calibration, batch):
 def ours(a, mode, batch, precision, iters, warmup):
     work = a.workdir
     path = os.path.join(work, "ours.json")
-    extra = ["--calibration", os.path.join(work, "synth"), "--class", "1"] if precision == "int8" else []
     run([a.cli, "benchmark", "--mode", mode, "--batch", str(batch), "--threads", str(a.threads), "--precision",
          precision, "--image-size", str(a.image_size), "--iters", str(iters), "--warmup", str(warmup),
-         "--model", a.model, "--json", path, *extra])
+         "--model", ours_model(a, precision), "--json", path])
     r = json.load(open(path))
     return r
 

@@ -9,6 +9,7 @@
 #include "commands.h"
 #include "device_option.h"
 #include "unetind/atomic_file.h"
+#include "unetind/calibration.h"
 #include "unetind/error.h"
 #include "unetind/predictor.h"
 #include "unetind/trainer.h"
@@ -50,7 +51,7 @@ void run_benchmark(const Options& opt) {
   if (opt.iters < 1 || opt.warmup < 0 || opt.batch < 1) throw Error("--iters and --batch must be at least 1");
   check_image_size(opt.image_size);
   const bool train = opt.mode == "train";
-  const Precision precision = parse_precision(opt.precision);
+  const Precision precision = inference_precision(opt.precision, opt.device);
   Parameters params = opt.model.empty() ? init_parameters({}, Initializer::HeNormal, 0) : load_parameters(opt.model);
   const Graph graph = build_graph(params.config);
   const size_t pixels = static_cast<size_t>(opt.image_size) * opt.image_size;
@@ -73,6 +74,14 @@ void run_benchmark(const Options& opt) {
     trainer->load(params.tensors, {});
     iteration = [&] { trainer->step(images.data(), masks.data(), 1e-4f); };
   } else {
+    if (precision == Precision::INT8 && !params.int8_calibration) {
+      // Speed does not depend on the values: a model without a calibration
+      // is calibrated on the benchmark's own input.
+      std::printf("int8: %s has no calibration; calibrating on the benchmark's input\n",
+                  params.source.empty() ? "the initialised model" : params.source.c_str());
+      params.int8_calibration = std::make_shared<const Int8Calibration>(
+          calibrate_int8(params, images, 1, opt.image_size, "benchmark input"));
+    }
     predictor = std::make_unique<Predictor>(params, std::move(backend), opt.image_size, precision,
                                             parse_conv_algorithm(opt.conv));
     iteration = [&] { predictor->run(images.data(), opt.batch, out.data()); };
@@ -121,7 +130,7 @@ void register_benchmark(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("benchmark", "Measure training or inference speed on synthetic input");
   cmd->add_option("--mode", opt->mode, "train or infer")->check(CLI::IsMember({"train", "infer"}))->capture_default_str();
   cmd->add_option("--batch", opt->batch, "Batch size")->capture_default_str();
-  cmd->add_option("--precision", opt->precision, "fp32 or bf16")->capture_default_str();
+  add_precision_option(cmd, opt->precision);
   add_conv_option(cmd, opt->conv);
   cmd->add_option("--threads", opt->threads, "CPU threads (0: all cores)")->capture_default_str();
   cmd->add_option("--iters", opt->iters, "Timed iterations")->capture_default_str();

@@ -30,13 +30,13 @@ void register_evaluate(CLI::App& app) {
   cmd->add_option("--image-size", opt->image_size, "Crop/pad images to this size (multiple of 16)")->capture_default_str();
   cmd->add_option("--threads", opt->threads, "CPU threads (0: all cores)")->capture_default_str();
   add_device_option(cmd, opt->device);
-  cmd->add_option("--precision", opt->precision, "fp32 or bf16")->capture_default_str();
+  add_precision_option(cmd, opt->precision);
   add_conv_option(cmd, opt->conv);
   cmd->callback([opt] {
     const Split split = opt->split == "Train" ? Split::Train : Split::Test;
     const std::vector<Sample> samples = open_split(opt->data, opt->class_id, split);
     Predictor predictor(load_parameters(opt->model), make_backend(opt->device, opt->threads), opt->image_size,
-                        parse_precision(opt->precision), parse_conv_algorithm(opt->conv));
+                        inference_precision(opt->precision, opt->device), parse_conv_algorithm(opt->conv));
     Progress progress("evaluate", static_cast<long>(samples.size()));
     EvaluationOptions eo;
     eo.batch = opt->batch;

@@ -30,7 +30,7 @@ void run_predict(const PredictCliOptions& opt) {
   if (opt.files.batch < 1) throw Error("--batch must be at least 1");
   const std::vector<std::string> files = collect_image_files(opt.inputs);
   Predictor predictor(load_parameters(opt.model), make_backend(opt.device, opt.threads), opt.image_size,
-                      parse_precision(opt.precision), parse_conv_algorithm(opt.conv));
+                      inference_precision(opt.precision, opt.device), parse_conv_algorithm(opt.conv));
   predict_and_report(predictor, files, opt.files);
 }
 
@@ -68,7 +68,7 @@ void register_predict(CLI::App& app) {
   cmd->add_option("--image-size", opt->image_size, "Crop or pad every image to this size (multiple of 16)")
       ->capture_default_str();
   add_device_option(cmd, opt->device);
-  cmd->add_option("--precision", opt->precision, "fp32 or bf16")->capture_default_str();
+  add_precision_option(cmd, opt->precision);
   add_conv_option(cmd, opt->conv);
   cmd->add_option("inputs", opt->inputs, "PNG files or directories of PNGs")->required();
   cmd->callback([opt] { run_predict(*opt); });

@@ -39,7 +39,7 @@ void log_line(const std::string& line) {
 
 void run_serve(ServeCliOptions& opt) {
   for (const std::string& m : opt.models) opt.server.models.push_back(parse_model_spec(m));
-  opt.server.precision = parse_precision(opt.precision);
+  opt.server.precision = inference_precision(opt.precision, opt.server.device);
   opt.server.conv_algorithm = parse_conv_algorithm(opt.conv);
   opt.server.log = log_line;
 
@@ -107,8 +107,7 @@ void register_serve(CLI::App& app) {
       ->capture_default_str();
   add_device_option(cmd, s.device);
   cmd->add_option("--threads", s.threads, "CPU compute threads (0: all cores)")->capture_default_str();
-  cmd->add_option("--precision", opt->precision, "fp32 or bf16")->check(CLI::IsMember({"fp32", "bf16"}))
-      ->capture_default_str();
+  add_precision_option(cmd, opt->precision);
   add_conv_option(cmd, opt->conv);
   cmd->callback([opt] { run_serve(*opt); });
 }

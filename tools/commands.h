@@ -17,6 +17,12 @@ int& exit_code();
 // benchmark).
 void add_conv_option(CLI::App* cmd, std::string& conv);
 
+// --precision, for the commands that run inference (predict, evaluate,
+// benchmark, serve), and its value parsed, with what the user should know
+// about it on `device` printed to stderr (int8 without VNNI).
+void add_precision_option(CLI::App* cmd, std::string& precision);
+Precision inference_precision(const std::string& precision, const std::string& device);
+
 // Runs predict_files with a progress bar, prints each bad file and the
 // summary, and sets a non-zero exit code if any file failed: `predict`'s
 // output, which `demo` shows too.
@@ -34,5 +40,6 @@ void register_import(CLI::App& app);
 void register_inspect(CLI::App& app);
 void register_export(CLI::App& app);
 void register_serve(CLI::App& app);
+void register_calibrate(CLI::App& app);
 
 }  // namespace unetind::cli

@@ -19,6 +19,19 @@ void add_conv_option(CLI::App* cmd, std::string& conv) {
       ->check(CLI::IsMember({"auto", "direct"}))
       ->capture_default_str();
 }
+
+void add_precision_option(CLI::App* cmd, std::string& precision) {
+  cmd->add_option("--precision", precision,
+                  "fp32, bf16, tf32 (CUDA) or int8 (CPU; the model must carry a calibration: see `calibrate`)")
+      ->capture_default_str();
+}
+
+Precision inference_precision(const std::string& precision, const std::string& device) {
+  const Precision p = parse_precision(precision);
+  const std::string note = precision_note(device, p);
+  if (!note.empty()) std::fprintf(stderr, "note: %s\n", note.c_str());
+  return p;
+}
 }  // namespace unetind::cli
 
 namespace {
@@ -52,6 +65,7 @@ int main(int argc, char** argv) {
   unetind::cli::register_inspect(app);
   unetind::cli::register_export(app);
   unetind::cli::register_serve(app);
+  unetind::cli::register_calibrate(app);
 
   try {
     app.parse(argc, argv);

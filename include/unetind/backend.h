@@ -18,9 +18,11 @@ namespace unetind {
 class Communicator;  // data_parallel.h
 
 // TF32: fp32 tensors, convolutions allowed to use TF32 tensor cores (CUDA;
-// the CPU backend computes it as fp32).
-enum class Precision { F32, TF32, BF16 };
-std::string to_string(Precision p);  // "fp32" | "tf32" | "bf16"
+// the CPU backend computes it as fp32). INT8: inference only, CPU only, with
+// the activation ranges of a calibration (ExecConfig::int8_ranges; the
+// scheme is in docs/performance.md).
+enum class Precision { F32, TF32, BF16, INT8 };
+std::string to_string(Precision p);  // "fp32" | "tf32" | "bf16" | "int8"
 Precision parse_precision(const std::string& s);
 
 // How convolutions are computed. Auto: the fastest the backend has; on an
@@ -42,6 +44,10 @@ struct ExecConfig {
   bool training = false;  // keep what backward() needs
   Precision precision = Precision::F32;
   ConvAlgorithm conv_algorithm = ConvAlgorithm::Auto;
+  // INT8 only: for every graph node, the largest |value| its fp32 output
+  // took on the calibration images (calibration.h); each activation is
+  // quantised to that range.
+  std::vector<float> int8_ranges = {};
 };
 
 // Throws an Error, prefixed by `who`, where `config`'s batch is below 1 or
@@ -135,6 +141,10 @@ std::vector<std::string> available_backends();
 // The backends this build has, each with the versions of its libraries:
 // "cpu (oneDNN 2.6.3)", "cuda (CUDA runtime 12.4, cuDNN 9.1.0, NCCL 2.21.5)".
 std::vector<std::string> compiled_backends();
+
+// What a user should know before running `precision` on `device`, or "":
+// int8 on a CPU without VNNI runs oneDNN's slower non-VNNI kernels.
+std::string precision_note(const std::string& device, Precision precision);
 
 // Compute threads for CPU backends; 0 = one per physical core available.
 void set_cpu_threads(int threads);

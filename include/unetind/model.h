@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -67,10 +68,15 @@ int64_t parameter_count(const Graph& graph);
 // TinyUNet at 512x512).
 double forward_flops(const Graph& graph, int height, int width);
 
+struct Int8Calibration;  // calibration.h
+
 // Parameters in the order [conv0.kernel, conv0.bias, conv1.kernel, ...].
 struct Parameters {
   ModelConfig config;
   std::vector<NamedTensor> tensors;
+  std::string source = "";  // the file they were loaded from (for messages), or ""
+  // The file's INT8 calibration, if it has one (calibration.h).
+  std::shared_ptr<const Int8Calibration> int8_calibration = nullptr;
 };
 
 Parameters init_parameters(const ModelConfig& config, Initializer init, uint64_t seed);

@@ -12,6 +12,8 @@
 
 namespace unetind {
 
+// Precision::INT8 takes the parameters' calibration (calibration.h) and
+// throws an Error naming the model file where there is none.
 class Predictor {
  public:
   Predictor(Parameters params, std::unique_ptr<Backend> backend, int image_size, Precision precision,
@@ -31,6 +33,7 @@ class Predictor {
   int image_size_;
   Precision precision_;
   ConvAlgorithm conv_algorithm_;
+  std::vector<float> int8_ranges_;
   std::map<int, std::unique_ptr<Executor>> executors_;
 };
 

@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "backend/cpu/cpu_executor.h"
+#include "backend/cpu/int8.h"
 #ifdef UNETIND_HAVE_CUDA
 #include "backend/cuda/cuda_executor.h"
 #endif
@@ -42,6 +43,7 @@ std::string to_string(Precision p) {
   switch (p) {
     case Precision::TF32: return "tf32";
     case Precision::BF16: return "bf16";
+    case Precision::INT8: return "int8";
     case Precision::F32: break;
   }
   return "fp32";
@@ -51,7 +53,8 @@ Precision parse_precision(const std::string& s) {
   if (s == "fp32") return Precision::F32;
   if (s == "tf32") return Precision::TF32;
   if (s == "bf16") return Precision::BF16;
-  throw Error("unknown precision '" + s + "' (choose from fp32, tf32, bf16)");
+  if (s == "int8") return Precision::INT8;
+  throw Error("unknown precision '" + s + "' (choose from fp32, tf32, bf16, int8)");
 }
 
 void check_exec_shape(const Graph& graph, const ExecConfig& config, const std::string& who) {
@@ -112,6 +115,13 @@ std::unique_ptr<Backend> make_backend(const std::string& device, int threads) {
 }
 
 void check_device(const std::string& device) { make_backend(device); }
+
+std::string precision_note(const std::string& device, Precision precision) {
+  if (precision == Precision::INT8 && device == "cpu" && !cpu::cpu_has_vnni())
+    return "this CPU has no VNNI (AVX512-VNNI or AVX-VNNI): int8 runs on oneDNN's int8 kernels without it, "
+           "which are slower and may not beat bf16 or fp32";
+  return "";
+}
 
 void set_cpu_threads(int threads) {
   if (threads > 0) omp_set_num_threads(threads);

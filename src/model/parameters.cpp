@@ -2,6 +2,7 @@
 // and whose kernels are HWIO, with the variant and activation in the metadata.
 #include <map>
 
+#include "unetind/calibration.h"
 #include "unetind/error.h"
 #include "unetind/model.h"
 
@@ -66,6 +67,9 @@ Parameters load_parameters(const std::string& path) {
     throw_file_error(path, std::string("bad metadata: ") + e.what());
   }
   p.tensors = match_parameters(p.config, file.tensors, path);
+  p.source = path;
+  if (auto calibration = read_int8_calibration(file, path))
+    p.int8_calibration = std::make_shared<const Int8Calibration>(std::move(*calibration));
   return p;
 }
 

@@ -1,5 +1,6 @@
 #include "unetind/predictor.h"
 
+#include "unetind/calibration.h"
 #include "unetind/error.h"
 #include "unetind/png.h"
 
@@ -14,12 +15,14 @@ Predictor::Predictor(Parameters params, std::unique_ptr<Backend> backend, int im
       precision_(precision),
       conv_algorithm_(conv_algorithm) {
   check_image_size(image_size);
+  if (precision_ == Precision::INT8) int8_ranges_ = int8_ranges_of(params_);
 }
 
 void Predictor::run(const float* images, int count, float* probs) {
   auto& exec = executors_[count];
   if (!exec) {
-    exec = backend_->compile(graph_, ExecConfig{count, image_size_, image_size_, false, precision_, conv_algorithm_});
+    exec = backend_->compile(graph_,
+                             ExecConfig{count, image_size_, image_size_, false, precision_, conv_algorithm_, int8_ranges_});
     exec->set_parameters(params_.tensors);
   }
   exec->forward(images, probs, true);

@@ -40,22 +40,36 @@ memory::desc activation_desc(int n, int c, int h, int w, dt type, bool blocked) 
 }  // namespace
 
 memory conv_forward(Net& net, ConvLayer& layer, const memory& src, int batch, int height, int width, dt act_type,
-                    dt dst_type, bool training, bool winograd) {
+                    dt dst_type, bool training, bool winograd, const ConvQuant* quant) {
   const ConvSpec& s = layer.spec;
   const Padding pad = same_padding(s.kernel);
   const memory::dims weights_dims{s.out_channels, s.in_channels, s.kernel, s.kernel};
+  const dt src_type = quant ? src.get_desc().data_type() : act_type;
+  const dt weights_type = quant ? dt::s8 : act_type;
   dnnl::primitive_attr attr;
   if (s.activation != Activation::None) {
     dnnl::post_ops ops;
-    // Leaky ReLU is oneDNN's relu with a negative slope.
+    // Leaky ReLU is oneDNN's relu with a negative slope. After the output
+    // scale (INT8), which a positively homogeneous function commutes with.
     ops.append_eltwise(1.0f, algorithm::eltwise_relu, eltwise_alpha(s.activation), 0.0f);
     attr.set_post_ops(ops);
+  }
+  // INT8: stored dst = (s32 sum + stored bias) x dst_scale / (src_scale x weight_scale[oc]).
+  std::vector<float> weight_scales, bias_scales;
+  if (quant) {
+    std::vector<float> output_scales;
+    for (float w : quant->weight_scales) {
+      output_scales.push_back(quant->dst_scale / (quant->src_scale * w));
+      bias_scales.push_back(quant->src_scale * w);
+    }
+    attr = scaled(output_scales, 1, attr);
+    weight_scales = quant->weight_scales;
   }
   auto make_pd = [&](algorithm alg) {
     auto desc = dnnl::convolution_forward::desc(
         training ? prop_kind::forward_training : prop_kind::forward_inference, alg,
-        activation_desc(batch, s.in_channels, height, width, act_type, winograd),
-        memory::desc(weights_dims, act_type, tag::any), memory::desc({s.out_channels}, dt::f32, tag::x),
+        activation_desc(batch, s.in_channels, height, width, src_type, winograd),
+        memory::desc(weights_dims, weights_type, tag::any), memory::desc({s.out_channels}, dt::f32, tag::x),
         activation_desc(batch, s.out_channels, height, width, dst_type, winograd), {1, 1}, pad.before, pad.after);
     return dnnl::convolution_forward::primitive_desc(desc, user_scratchpad(attr), net.engine);
   };
@@ -69,7 +83,11 @@ memory conv_forward(Net& net, ConvLayer& layer, const memory& src, int batch, in
   layer.user_bias = user_memory(net, {s.out_channels}, tag::x);
   layer.weights = net.make(layer.fwd_pd.weights_desc());
   layer.bias = net.make(layer.fwd_pd.bias_desc());
-  layer.load_steps = {reorder_step(layer.user_weights, layer.weights), reorder_step(layer.user_bias, layer.bias)};
+  if (quant)
+    layer.load_steps = {reorder_step(layer.user_weights, layer.weights, scaled(weight_scales, 0)),
+                        reorder_step(layer.user_bias, layer.bias, scaled(bias_scales, 0))};
+  else
+    layer.load_steps = {reorder_step(layer.user_weights, layer.weights), reorder_step(layer.user_bias, layer.bias)};
 
   layer.src = reorder_if_needed(net, net.forward, src, layer.fwd_pd.src_desc());
   layer.dst = net.make_activation(layer.fwd_pd.dst_desc());

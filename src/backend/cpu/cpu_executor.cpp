@@ -4,7 +4,9 @@
 #include "backend/cpu/cpu_executor.h"
 
 #include <algorithm>
+#include <cmath>
 
+#include "backend/cpu/int8.h"
 #include "backend/cpu/ops.h"
 #include "backend/plan.h"
 #include "unetind/error.h"
@@ -21,16 +23,34 @@ bool cpu_has_avx512_core() {
 
 class CpuExecutor final : public Executor {
  public:
-  CpuExecutor(const Graph& graph, const ExecConfig& config) : plan_(graph, config, "cpu backend") {
-    convs_.resize(graph.convs.size());
-    for (size_t c = 0; c < convs_.size(); ++c) convs_[c].spec = graph.convs[c];
-    build_forward();
-    if (config.training) build_backward();
-    net_.plan({&net_.forward, &output_steps_, &net_.backward});
+  // `observed`: every node's output stays readable after forward(), for
+  // node_max_abs().
+  CpuExecutor(const Graph& graph, const ExecConfig& config, bool observed = false)
+      : plan_(graph, config, "cpu backend"), observed_(observed) {
+    if (config.precision == Precision::INT8) {
+      if (config.training) throw Error("cpu backend: int8 is for inference only");
+      // The primitives' output scales depend on the weights' scales: the net
+      // is built by set_parameters().
+      int8_ = plan_int8(graph, config.int8_ranges);
+      return;
+    }
+    build();
   }
 
   void set_parameters(const std::vector<NamedTensor>& params) override {
     plan_.check_parameters(params);
+    if (config().precision == Precision::INT8) {
+      std::vector<std::vector<float>> scales;
+      for (size_t c = 0; c < plan_.graph().convs.size(); ++c) scales.push_back(weight_scales(params[2 * c].tensor));
+      if (scales != weight_scales_ || !built_) {
+        weight_scales_ = std::move(scales);
+        try {
+          build();
+        } catch (const dnnl::error& e) {
+          throw Error(std::string("cpu backend (oneDNN): ") + e.what());
+        }
+      }
+    }
     for (size_t c = 0; c < convs_.size(); ++c) {
       ConvLayer& layer = convs_[c];
       layer.user_weights.set_data_handle(const_cast<float*>(params[2 * c].tensor.data.data()));
@@ -40,6 +60,7 @@ class CpuExecutor final : public Executor {
   }
 
   void forward(const float* input, float* out, bool probabilities) override {
+    if (!built_) throw Error("cpu backend: forward() on an int8 executor before set_parameters()");
     user_input_.set_data_handle(const_cast<float*>(input));
     user_output_.set_data_handle(out);
     net_.run(net_.forward);
@@ -63,8 +84,45 @@ class CpuExecutor final : public Executor {
 
   const ExecConfig& config() const override { return plan_.config(); }
   const Net& net() const { return net_; }
+  size_t plan_output_count() const { return size_t(plan_.output_size().count()); }
+
+  // Observed executors, after forward(): the largest |value| of each node's
+  // output (in node order; the input's from the caller's array, still set).
+  std::vector<float> node_max_abs() {
+    if (!observed_) throw Error("cpu backend: node_max_abs() of an executor not compiled to observe");
+    std::vector<float> out;
+    for (memory& m : outs_) {
+      const memory::desc md = m.get_desc();
+      memory plain(memory::desc(md.dims(), dt::f32, tag::nchw), net_.engine);
+      dnnl::reorder(m, plain).execute(net_.stream, m, plain);
+      net_.stream.wait();
+      const auto* v = static_cast<const float*>(plain.get_data_handle());
+      const size_t count = plain.get_desc().get_size() / sizeof(float);
+      float max_abs = 0;
+      for (size_t k = 0; k < count; ++k) max_abs = std::max(max_abs, std::fabs(v[k]));
+      out.push_back(max_abs);
+    }
+    return out;
+  }
 
  private:
+  // (Re)builds every primitive and plans the arena.
+  void build() {
+    net_ = Net();
+    convs_.assign(plan_.graph().convs.size(), ConvLayer());
+    for (size_t c = 0; c < convs_.size(); ++c) convs_[c].spec = plan_.graph().convs[c];
+    pools_.clear();
+    upsamples_.clear();
+    output_steps_.clear();
+    sigmoid_steps_.clear();
+    build_forward();
+    if (config().training) build_backward();
+    if (observed_)
+      for (size_t i = 1; i < outs_.size(); ++i) net_.keep_live(outs_[i]);
+    net_.plan({&net_.forward, &output_steps_, &net_.backward});
+    built_ = true;
+  }
+
   memory::dims output_dims() const {
     const NodeSize& out = plan_.output_size();
     return {config().batch, out.channels, out.height, out.width};
@@ -74,15 +132,25 @@ class CpuExecutor final : public Executor {
     const Graph& graph = plan_.graph();
     const ExecConfig& config = plan_.config();
     const int n = config.batch;
+    // INT8: fp32 where it is not integer (the output convolution).
     const dt act = config.precision == Precision::BF16 ? dt::bf16 : dt::f32;
     // oneDNN's Winograd kernels are fp32 and AVX-512 only. Elsewhere the
     // blocked layout they want would push the direct kernels onto slow paths.
-    const bool winograd = config.conv_algorithm == ConvAlgorithm::Auto && act == dt::f32 && cpu_has_avx512_core();
+    const bool winograd = config.conv_algorithm == ConvAlgorithm::Auto && act == dt::f32 &&
+                          config.precision != Precision::INT8 && cpu_has_avx512_core();
     user_input_ = user_memory(net_, {n, graph.nodes[0].channels, config.height, config.width}, tag::nhwc);
     outs_.assign(graph.nodes.size(), memory());
     pools_.resize(graph.nodes.size());
     upsamples_.resize(graph.nodes.size());
     outs_[0] = user_input_;
+    if (!int8_.empty()) {
+      // The input is quantised once, in the layout the caller gives.
+      outs_[0] = net_.make_activation(memory::desc(user_input_.get_desc().dims(), int8_[0].type, tag::nhwc));
+      net_.append(net_.forward,
+                  dnnl::reorder::primitive_desc(net_.engine, user_input_.get_desc(), net_.engine, outs_[0].get_desc(),
+                                                user_scratchpad(scaled({int8_[0].scale}, -1))),
+                  {{DNNL_ARG_FROM, user_input_}, {DNNL_ARG_TO, outs_[0]}});
+    }
     for (size_t i = 1; i < graph.nodes.size(); ++i) {
       const Node& node = graph.nodes[i];
       const memory& in = outs_[node.inputs[0]];
@@ -91,13 +159,29 @@ class CpuExecutor final : public Executor {
           // The logits stay fp32 whatever the compute precision.
           const dt dst_type = static_cast<int>(i) == graph.output ? dt::f32 : act;
           const NodeSize& size = plan_.size(int(i));
-          outs_[i] = conv_forward(net_, convs_[node.conv], in, n, size.height, size.width, act, dst_type,
-                                  config.training, winograd);
+          if (!int8_.empty() && static_cast<int>(i) != graph.output) {
+            const ConvQuant quant{int8_[node.inputs[0]].scale, int8_[i].scale, weight_scales_[node.conv]};
+            outs_[i] = conv_forward(net_, convs_[node.conv], in, n, size.height, size.width, act, int8_[i].type,
+                                    false, false, &quant);
+          } else {
+            outs_[i] = conv_forward(net_, convs_[node.conv], in, n, size.height, size.width, act, dst_type,
+                                    config.training, winograd);
+          }
           break;
         }
         case OpKind::MaxPool2x2: outs_[i] = pool_forward(net_, pools_[i], in, config.training); break;
         case OpKind::Upsample2x: outs_[i] = upsample_forward(net_, upsamples_[i], in, config.training); break;
-        case OpKind::Concat: outs_[i] = concat_forward(net_, in, outs_[node.inputs[1]]); break;
+        case OpKind::Concat: {
+          if (int8_.empty()) {
+            outs_[i] = concat_forward(net_, in, outs_[node.inputs[1]]);
+            break;
+          }
+          const float scale = int8_[i].scale;
+          const ConcatQuant quant{int8_[i].type,
+                                  {scale / int8_[node.inputs[0]].scale, scale / int8_[node.inputs[1]].scale}};
+          outs_[i] = concat_forward(net_, in, outs_[node.inputs[1]], &quant);
+          break;
+        }
         case OpKind::Input: throw Error("cpu backend: graph has a second input node");
       }
     }
@@ -158,6 +242,10 @@ class CpuExecutor final : public Executor {
   std::vector<memory> outs_;              // forward output of every node
   memory user_input_, user_output_, user_dlogits_;
   std::vector<Step> output_steps_, sigmoid_steps_;
+  bool observed_ = false;
+  bool built_ = false;
+  std::vector<ActivationQuant> int8_;              // INT8 only: per node
+  std::vector<std::vector<float>> weight_scales_;  // INT8 only: per convolution, per output channel
 };
 
 }  // namespace
@@ -168,7 +256,22 @@ ArenaStats arena_stats(const Executor& exec) {
   return {cpu->net().arena_bytes(), cpu->net().activation_bytes(), cpu->net().placements()};
 }
 
+std::vector<float> node_max_abs(const Graph& graph, const std::vector<NamedTensor>& params, const float* images,
+                                int count, int height, int width) {
+  CpuExecutor exec(graph, ExecConfig{1, height, width, false, Precision::F32, ConvAlgorithm::Auto, {}}, true);
+  exec.set_parameters(params);
+  std::vector<float> out(graph.nodes.size(), 0.0f), logits(exec.plan_output_count());
+  for (int i = 0; i < count; ++i) {
+    exec.forward(images + size_t(i) * height * width, logits.data(), false);
+    const std::vector<float> m = exec.node_max_abs();
+    for (size_t k = 0; k < out.size(); ++k) out[k] = std::max(out[k], m[k]);
+  }
+  return out;
+}
+
 std::unique_ptr<Executor> compile_cpu(const Graph& graph, const ExecConfig& config) {
+  if (config.precision == Precision::INT8 && config.training)
+    throw Error("cpu backend: int8 is for inference only; train in fp32 or bf16");
   // oneDNN runs bf16 natively with AVX512-BF16, emulates it (slowly) with
   // plain AVX-512 and has no bf16 kernels below that.
   if (config.precision == Precision::BF16 && !cpu_has_avx512_core())

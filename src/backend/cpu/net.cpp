@@ -36,6 +36,11 @@ memory Net::make_view(const memory& activation, const memory::desc& view_desc) {
   throw Error("cpu backend: make_view() of a memory that is not an activation of this net");
 }
 
+void Net::keep_live(const memory& activation) {
+  for (Activation& a : activations_)
+    if (a.mem.get() == activation.get()) a.keep_live = true;
+}
+
 bool Net::is_activation(const memory& m) const {
   return std::any_of(activations_.begin(), activations_.end(),
                      [&](const Activation& a) { return a.mem.get() == m.get(); });
@@ -79,8 +84,11 @@ void Net::plan(const std::vector<const std::vector<Step>*>& phases) {
     }
     phase_end.push_back(step == 0 ? 0 : step - 1);
   }
-  for (size_t a = 0; a < activations_.size(); ++a)
-    if (first[a] != kUnused && first_phase[a] != last_phase[a]) last[a] = std::max(last[a], phase_end[last_phase[a]]);
+  for (size_t a = 0; a < activations_.size(); ++a) {
+    if (first[a] == kUnused) continue;
+    if (first_phase[a] != last_phase[a]) last[a] = std::max(last[a], phase_end[last_phase[a]]);
+    if (activations_[a].keep_live) last[a] = std::max(last[a], step - 1);
+  }
 
   // Greedy by size (largest first), each at the lowest offset that overlaps
   // no placed activation live at the same time.
@@ -129,8 +137,13 @@ memory reorder_if_needed(Net& net, std::vector<Step>& steps, const memory& from,
   return to;
 }
 
-Step reorder_step(const memory& from, const memory& to) {
-  return {dnnl::reorder(from, to), {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}}};
+Step reorder_step(const memory& from, const memory& to, const dnnl::primitive_attr& attr) {
+  return {dnnl::reorder(from, to, attr), {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}}};
+}
+
+dnnl::primitive_attr scaled(const std::vector<float>& scales, int dim, dnnl::primitive_attr attr) {
+  attr.set_output_scales(dim < 0 ? 0 : 1 << dim, scales);
+  return attr;
 }
 
 memory user_memory(Net& net, const memory::dims& dims, tag format) {

@@ -58,6 +58,10 @@ class Net {
   // to `steps`, plus the scratchpad it asks for.
   void append(std::vector<Step>& steps, const dnnl::primitive_desc_base& pd, std::unordered_map<int, memory> args);
 
+  // Keeps `activation` live to the end of the last phase, so that it can be
+  // read after a run (calibration).
+  void keep_live(const memory& activation);
+
   // Places every activation the steps use. `phases` run in this order, each
   // possibly again without the earlier ones (backward() may follow one
   // forward() twice): an activation used in more than one phase therefore
@@ -75,6 +79,7 @@ class Net {
   struct Activation {
     memory mem;
     std::vector<memory> views;
+    bool keep_live = false;
   };
   std::vector<Activation> activations_;
   memory arena_;
@@ -87,8 +92,12 @@ class Net {
 memory reorder_if_needed(Net& net, std::vector<Step>& steps, const memory& from, const memory::desc& desc);
 
 // A reorder between memories that own their buffers (parameters and their
-// gradients), run outside the planned passes.
-Step reorder_step(const memory& from, const memory& to);
+// gradients), run outside the planned passes; `attr` may scale (INT8).
+Step reorder_step(const memory& from, const memory& to, const dnnl::primitive_attr& attr = {});
+
+// `attr` whose output scales are `scales` along dimension `dim` (one per
+// index), or one common scale when `dim` < 0.
+dnnl::primitive_attr scaled(const std::vector<float>& scales, int dim, dnnl::primitive_attr attr = {});
 
 // A plain (user-layout) f32 memory with no buffer of its own: callers set the
 // data handle to their own array before each run.

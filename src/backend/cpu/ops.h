@@ -29,14 +29,25 @@ struct ConvLayer {
   std::vector<Step> grad_steps;            // primitive layout -> user, run after backward
 };
 
+// INT8 inference: stored = round(real x scale), saturated, for src, dst and
+// (one scale per output channel) the s8 weights; an f32 dst holds real
+// values (dst_scale 1). oneDNN 2.6 computes (s32 sum + bias) x output scale,
+// so the bias is stored pre-multiplied by src_scale x weight_scale.
+struct ConvQuant {
+  float src_scale = 1, dst_scale = 1;
+  std::vector<float> weight_scales;
+};
+
 // act_type is the compute type of src, weights and dst; dst_type may differ
 // (f32 logits after bf16 layers). Bias and gradients are f32 whatever it is.
+// With `quant`, src keeps its own (integer) type, the weights are s8 and
+// act_type is unused; inference only.
 // `winograd` (fp32 only): src and dst in the 16-channel-blocked layout that
 // oneDNN's Winograd kernels take, and a 3x3 convolution by Winograd where
 // oneDNN has a kernel for it (otherwise direct, still blocked so that
 // neighbours need no reorder); conv_backward then uses Winograd too.
 memory conv_forward(Net& net, ConvLayer& layer, const memory& src, int batch, int height, int width, dt act_type,
-                    dt dst_type, bool training, bool winograd);
+                    dt dst_type, bool training, bool winograd, const ConvQuant* quant = nullptr);
 // diff_dst is d(loss)/d(activation output), of any type (converted to the
 // compute type); returns d(loss)/d(src) unless need_diff_src is false (the
 // first convolution).
@@ -59,7 +70,13 @@ memory upsample_forward(Net& net, UpsampleLayer& layer, const memory& src, bool 
 memory upsample_backward(Net& net, UpsampleLayer& layer, const memory& diff_dst);  // 2x2 sums
 
 // --- concat.cpp: channel concatenation [a, b]; backward splits.
-memory concat_forward(Net& net, const memory& a, const memory& b);
+// INT8: the inputs may have different scales; each is requantised to the
+// output's (stored x rescale[i]) and the output has type `type`.
+struct ConcatQuant {
+  dt type = dt::u8;
+  float rescale[2] = {1, 1};
+};
+memory concat_forward(Net& net, const memory& a, const memory& b, const ConcatQuant* quant = nullptr);
 // dst_md, a_md, b_md: the forward layouts of the output (diff_dst is
 // reordered to it if needed) and of the inputs, which the gradients take.
 std::pair<memory, memory> concat_backward(Net& net, const memory& diff_dst, const memory::desc& dst_md,
