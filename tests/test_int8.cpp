@@ -103,6 +103,21 @@ TEST(Int8, TrainingIsRefused) {
   EXPECT_THROW(backend->compile_training(build_graph({}), c, TrainingConfig{}, nullptr), Error);
 }
 
+// Without VNNI (here: oneDNN limited to plain AVX-512) int8 still runs, on
+// oneDNN's slower kernels, and says so.
+TEST(Int8, WithoutVnniRunsAndSaysSo) {
+  if (!cpu::cpu_has_vnni()) GTEST_SKIP() << "this CPU has no VNNI: the note is what every int8 run prints here";
+  std::string log;
+  ASSERT_EQ(test::run_shell("ONEDNN_MAX_CPU_ISA=AVX512_CORE " + std::string(UNETIND_CLI) +
+                                " benchmark --precision int8 --batch 1 --image-size 32 --iters 1 --warmup 0",
+                            &log),
+            0)
+      << log;
+  EXPECT_NE(log.find("no VNNI"), std::string::npos) << log;
+  ASSERT_EQ(test::run_cli("benchmark --precision int8 --batch 1 --image-size 32 --iters 1 --warmup 0", &log), 0) << log;
+  EXPECT_EQ(log.find("no VNNI"), std::string::npos) << log;
+}
+
 // The acceptance criterion on one class (the three are in
 // docs/performance.md): the demo recipe, then fp32 against int8 calibrated on
 // the Train split, on the Test split.
