@@ -12,8 +12,13 @@ runs in a worker process of its own (so that its peak memory is its own),
 started once for the row; the engines then take turns round by round, so
 that the machine's drifting speed hits all of them alike. Ours runs as
 `unet-industrial benchmark` in each round. Before an engine is timed its
-probabilities on real images are compared with ours: within 1e-4 in fp32,
-0.02 in bf16 and int8; an engine that differs more is reported, not timed.
+probabilities on the check images are compared with ours: within 1e-4 in
+fp32; in bf16 and int8 all but 0.1% of them within 0.02 (two reduced-
+precision computations part most at the few pixels whose logit is near 0:
+our own bf16 and int8 each differ from our fp32 by up to 0.26 and 0.97 at
+single pixels of a model trained at 128 and run at 512, while under 0.03% of
+the pixels differ by over 0.02); an engine that differs more is reported,
+not timed.
 
 The weights are those of a trained model (--model, or a short `demo`
 training run when none is given), exported to ONNX by `unet-industrial
@@ -226,9 +231,14 @@ def worker(a):
         try:
             if request["do"] == "check":
                 inputs = np.load(request["inputs"])
-                probs = np.concatenate([engine.infer(inputs[i:i + 1]) for i in range(len(inputs))])
-                reply["max_diff"] = float(np.abs(probs.reshape(len(inputs), -1) -
-                                                 np.load(request["expected"]).reshape(len(inputs), -1)).max())
+                # In batches of the row's size (an ONNX model's batch is
+                # fixed), the last one filled up with repeats.
+                n = len(inputs)
+                padded = np.concatenate([inputs, inputs[:(-n) % a.batch]]) if n % a.batch else inputs
+                probs = np.concatenate([engine.infer(padded[i:i + a.batch]) for i in range(0, len(padded), a.batch)])
+                diff = np.abs(probs[:n].reshape(n, -1) - np.load(request["expected"]).reshape(n, -1))
+                reply["max_diff"] = float(diff.max())
+                reply["frac_over_0.02"] = float((diff > 0.02).mean())
             else:
                 for _ in range(request["warmup"]):
                     work()
@@ -414,9 +424,13 @@ def main():
             reply = w.ask(do="check", inputs=a.check_inputs, expected=a.expected[precision])
             entry["version"] = reply.get("version")
             entry["max_diff"] = reply.get("max_diff")
-            tolerance = 1e-4 if precision == "fp32" else 0.02
-            if "error" in reply or reply["max_diff"] > tolerance:
-                entry["error"] = reply.get("error") or f"probabilities differ from ours by {reply['max_diff']:.3g}"
+            entry["frac_over_0.02"] = reply.get("frac_over_0.02")
+            if "error" in reply:
+                entry["error"] = reply["error"]
+            elif precision == "fp32" and reply["max_diff"] > 1e-4:
+                entry["error"] = f"probabilities differ from ours by {reply['max_diff']:.3g}"
+            elif precision != "fp32" and reply["frac_over_0.02"] > 1e-3:
+                entry["error"] = f"{100 * reply['frac_over_0.02']:.2g}% of the probabilities differ from ours by over 0.02"
         for r in range(a.rounds):
             for name, precision, w in contenders:
                 entry = row[(name, precision)]
