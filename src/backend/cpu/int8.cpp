@@ -24,16 +24,13 @@ std::vector<ActivationQuant> plan_int8(const Graph& graph, const std::vector<flo
   // A node that never took a non-zero value still needs a finite scale.
   auto range = [&](int i) { return std::max(ranges[i], 1e-6f); };
 
-  const int fp32_input = graph.nodes[graph.output].inputs[0];
-  if (graph.nodes[fp32_input].kind != OpKind::Conv2d)
-    throw Error("int8: the output convolution's input must be a convolution");
   std::vector<ActivationQuant> q(graph.nodes.size());
   for (size_t i = 0; i < graph.nodes.size(); ++i) {
     const Node& node = graph.nodes[i];
     switch (node.kind) {
       case OpKind::Input: q[i] = {dt::s8, 127.0f / range(int(i))}; break;
       case OpKind::Conv2d: {
-        if (int(i) == graph.output || int(i) == fp32_input) break;  // f32
+        if (int(i) == graph.output) break;  // f32 logits
         const dt type = graph.convs[node.conv].activation == Activation::Relu ? dt::u8 : dt::s8;
         q[i] = {type, levels(type) / range(int(i))};
         break;
