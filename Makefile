@@ -10,11 +10,13 @@ JOBS        ?= $(shell nproc)
 # libdnnl-dev merely recommends). `.ci/run` proves the list in a fresh root.
 BUILD_DEPS  := cmake ninja-build g++ pkg-config libdnnl-dev ocl-icd-opencl-dev libpng-dev libcli11-dev \
                nlohmann-json3-dev libsnappy-dev libgtest-dev libbenchmark-dev \
-               libonnx-dev libprotobuf-dev protobuf-compiler libopencv-dev libcpp-httplib-dev
+               libonnx-dev libprotobuf-dev protobuf-compiler libopencv-dev libcpp-httplib-dev \
+               libturbojpeg0-dev libtiff-dev libmagickcore-6.q16-dev
 # What only `make test` needs: the server's tests drive it with curl, with
 # NVIDIA's Python client (pip, in a virtual environment under build/) and
-# with headless Chromium.
-TEST_DEPS   := curl python3 python3-venv chromium
+# with headless Chromium; the image-format tests convert real images with
+# ImageMagick and Pillow (tools that are not ours).
+TEST_DEPS   := curl python3 python3-venv chromium imagemagick python3-pil
 BENCH_DEPS  := libtorch-dev
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 CLI         := $(BUILD_DIR)/bin/unet-industrial
