@@ -18,10 +18,10 @@ int& exit_code();
 void add_conv_option(CLI::App* cmd, std::string& conv);
 
 // Runs predict_files with a progress bar, prints each bad file and the
-// summary, and sets a non-zero exit code if any file failed: `predict`'s
-// output, which `demo` shows too.
+// summary (with where the threshold came from), and sets a non-zero exit
+// code if any file failed: `predict`'s output, which `demo` shows too.
 void predict_and_report(Predictor& predictor, const std::vector<std::string>& files,
-                        const PredictFilesOptions& options);
+                        const PredictFilesOptions& options, const std::string& threshold_source);
 
 void register_init(CLI::App& app);
 void register_predict(CLI::App& app);
