@@ -26,6 +26,7 @@ namespace unetind {
 namespace {
 
 namespace fs = std::filesystem;
+using test::expect_error_naming;
 
 bool tool_exists(const std::string& name) {
   return std::system(("command -v " + name + " >/dev/null 2>&1").c_str()) == 0;
@@ -34,17 +35,6 @@ bool tool_exists(const std::string& name) {
 int run(const std::string& command) { return std::system((command + " >/dev/null 2>&1").c_str()); }
 
 std::string dagm_image() { return test::shared_dir() + "/fixtures/dagm2007/Class1/Test/0002.PNG"; }
-
-template <typename F>
-void expect_error_naming(const std::string& name, F&& call, const std::string& what = "") {
-  try {
-    call();
-    ADD_FAILURE() << "no error for " << name;
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find(name + ": "), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();
-  }
-}
 
 double max_pixel_diff(const GrayImage& a, const GrayImage& b) {
   EXPECT_EQ(a.width, b.width);
