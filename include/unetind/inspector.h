@@ -24,6 +24,7 @@ struct InspectorOptions {
   int threads = 0;                 // CPU threads, 0: every core
   int batch = 8;                   // images per forward pass at most
   std::optional<float> threshold;  // over the model file's
+  std::string threshold_given_by = "the caller";  // names `threshold` in threshold().source
 };
 
 // How the caller's pixels are given.

@@ -52,7 +52,7 @@ Inspector::Inspector(const std::string& weights_path, const InspectorOptions& op
     : batch_(options.batch), predictor_([&] {
         if (options.batch < 1) throw Error("the batch size must be at least 1, not " + std::to_string(options.batch));
         LoadedModel model = load_model(weights_path);
-        threshold_ = threshold_in_use(options.threshold, "the caller", model.threshold);
+        threshold_ = threshold_in_use(options.threshold, options.threshold_given_by, model.threshold);
         return make_predictor(std::move(model.parameters), options);
       }()) {}
 
