@@ -11,7 +11,8 @@ JOBS        ?= $(shell nproc)
 BUILD_DEPS  := cmake ninja-build g++ pkg-config libdnnl-dev ocl-icd-opencl-dev libpng-dev libcli11-dev \
                nlohmann-json3-dev libsnappy-dev libgtest-dev libbenchmark-dev \
                libonnx-dev libprotobuf-dev protobuf-compiler libopencv-dev libcpp-httplib-dev \
-               libturbojpeg0-dev libtiff-dev libmagickcore-6.q16-dev pybind11-dev python3-dev
+               libopenmpi-dev openmpi-bin libturbojpeg0-dev libtiff-dev libmagickcore-6.q16-dev pybind11-dev \
+               python3-dev
 # What only `make test` needs: the server's tests drive it with curl, with
 # NVIDIA's Python client (pip, in a virtual environment under build/) and
 # with headless Chromium; the image-format tests convert real images with
@@ -22,7 +23,7 @@ BENCH_DEPS  := libtorch-dev
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 CLI         := $(BUILD_DIR)/bin/unet-industrial
 
-.PHONY: all deps test-deps build test check-pip-install demo bench clean
+.PHONY: all deps test-deps build test check-pip-install demo bench bench-peers clean
 
 all: build
 
@@ -66,6 +67,17 @@ bench: deps
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 	@echo "run: $(BUILD_DIR)/bin/bench_vs_libtorch --mode both --threads 2"
 	@echo "     $(BUILD_DIR)/bin/bench_concat [--batch=8] [--precision=bf16]"
+
+# Same-run speed against OpenVINO, ONNX Runtime and PyTorch 2 (bench/peers.py).
+# The engines come from PyPI into a virtual environment under the build
+# directory (several GB: torch's wheel brings CUDA libraries); the product
+# and `make test` never need them.
+PEERS_VENV := $(BUILD_DIR)/peers-venv
+bench-peers: build
+	$(call install_missing,python3 python3-venv)
+	@[ -x $(PEERS_VENV)/bin/python ] || python3 -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/pip install --quiet --disable-pip-version-check -r bench/requirements-peers.txt
+	$(PEERS_VENV)/bin/python bench/peers.py --cli $(CLI) --json $(BUILD_DIR)/peers.json $(PEERS_ARGS)
 
 clean:
 	rm -rf $(BUILD_DIR)

@@ -202,7 +202,6 @@ TEST(ServeModelIo, OutputsAreTheRequestedOnesWithTheirShapes) {
       R"({"inputs": [{"name": "images", "datatype": "UINT8", "shape": [1, 16, 16, 1], "data": [)" +
           [] {
             std::string s;
-            // Appended piece by piece: GCC 12 warns falsely (-Wrestrict) on "," + std::string.
             for (int i = 0; i < 256; ++i) {
               if (i) s += ',';
               s += std::to_string(i);

@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "commands.h"
+#include "device_option.h"
 #include "progress.h"
 #include "unetind/atomic_file.h"
 #include "unetind/evaluation.h"
@@ -30,7 +31,7 @@ void register_evaluate(CLI::App& app) {
   cmd->add_option("--batch", opt->batch, "Images per forward pass")->capture_default_str();
   cmd->add_option("--image-size", opt->image_size, "Crop/pad images to this size (multiple of 16)")->capture_default_str();
   cmd->add_option("--threads", opt->threads, "CPU threads (0: all cores)")->capture_default_str();
-  cmd->add_option("--device", opt->device, "Compute device")->capture_default_str();
+  add_device_option(cmd, opt->device);
   cmd->add_option("--precision", opt->precision, "fp32 or bf16")->capture_default_str();
   cmd->add_option("--set-threshold", opt->set_threshold,
                   "Store an operating threshold in the model file, with its evidence: best-f1 (the best F1 over "

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "commands.h"
+#include "device_option.h"
 #include "unetind/server.h"
 
 namespace unetind::cli {
@@ -109,7 +110,7 @@ void register_serve(CLI::App& app) {
       cmd->add_option("--threshold", opt->threshold,
                       "Decision threshold unless a request gives one (default: each model file's own, from "
                       "evaluate --set-threshold, else 0.5)");
-  cmd->add_option("--device", s.device, "Compute device")->capture_default_str();
+  add_device_option(cmd, s.device);
   cmd->add_option("--threads", s.threads, "CPU compute threads (0: all cores)")->capture_default_str();
   cmd->add_option("--precision", opt->precision, "fp32 or bf16")->check(CLI::IsMember({"fp32", "bf16"}))
       ->capture_default_str();
