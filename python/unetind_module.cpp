@@ -23,6 +23,7 @@
 #include "unetind/evaluation.h"
 #include "unetind/image_io.h"
 #include "unetind/inspector.h"
+#include "unetind/operating_threshold.h"
 #include "unetind/trainer.h"
 
 namespace py = pybind11;
@@ -267,14 +268,8 @@ py::object evaluate_job(const std::string& data, const std::string& model, int c
       });
     };
     report = evaluate_samples(predictor, samples, eo);
-    if (set_threshold) {
-      OperatingThreshold t = choose_operating_threshold(report, *set_threshold);
-      t.data = data;
-      t.class_id = class_id;
-      t.split = split;
-      store_operating_threshold(model, t, predictor.parameters());
-      stored = t;
-    }
+    if (set_threshold)
+      stored = set_operating_threshold(model, report, *set_threshold, data, class_id, split, predictor.parameters());
   } catch (const Interrupted&) {
     python.interrupted();
   }

@@ -61,11 +61,8 @@ void register_evaluate(CLI::App& app) {
     }
     if (!opt->csv.empty()) write_file_atomic(opt->csv, per_image_csv(report));
     if (!opt->set_threshold.empty()) {
-      OperatingThreshold t = choose_operating_threshold(report, opt->set_threshold);
-      t.data = opt->data;
-      t.class_id = opt->class_id;
-      t.split = opt->split;
-      store_operating_threshold(opt->model, t, predictor.parameters());
+      const OperatingThreshold t = set_operating_threshold(opt->model, report, opt->set_threshold, opt->data,
+                                                           opt->class_id, opt->split, predictor.parameters());
       std::printf("operating threshold %s stored in %s\n", describe(t).c_str(), opt->model.c_str());
     }
     if (!opt->report.empty()) {

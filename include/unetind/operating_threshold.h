@@ -54,6 +54,14 @@ std::optional<OperatingThreshold> operating_threshold_from(const std::map<std::s
 void store_operating_threshold(const std::string& path, const OperatingThreshold& threshold,
                                const Parameters& evaluated);
 
+// What `evaluate --set-threshold RULE` does once the evaluation is done:
+// the threshold `rule` picks from `report`, an evaluation of `split` of
+// class `class_id` of `data`, stored with that evidence in the weights file
+// at `path` (store_operating_threshold). Returns what was stored.
+OperatingThreshold set_operating_threshold(const std::string& path, const EvalReport& report, const std::string& rule,
+                                           const std::string& data, int class_id, const std::string& split,
+                                           const Parameters& evaluated);
+
 // "0.4321 (best-f1 on the Test split of data/ class 1: F1 0.952; 70 TP, 2 FP, 78 TN, 0 FN)"
 std::string describe(const OperatingThreshold& threshold);
 

@@ -129,6 +129,17 @@ void store_operating_threshold(const std::string& path, const OperatingThreshold
   });
 }
 
+OperatingThreshold set_operating_threshold(const std::string& path, const EvalReport& report, const std::string& rule,
+                                           const std::string& data, int class_id, const std::string& split,
+                                           const Parameters& evaluated) {
+  OperatingThreshold t = choose_operating_threshold(report, rule);
+  t.data = data;
+  t.class_id = class_id;
+  t.split = split;
+  store_operating_threshold(path, t, evaluated);
+  return t;
+}
+
 std::string describe(const OperatingThreshold& t) {
   std::string text = float_text(t.threshold) + " (";
   text += t.rule == "value" ? "set by hand" : t.rule;
