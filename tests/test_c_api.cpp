@@ -85,6 +85,13 @@ TEST(CApi, TheCExampleGivesPredictsProbabilities) {
     const std::string printed = read_file(dir.str("c.out"));
     EXPECT_NE(printed.find("the default"), std::string::npos) << printed;  // the file carries no threshold
   }
+  // A file that is not an image: the program fails with the library's
+  // message, which names the file.
+  const std::string bad = dir.str("bad.png");
+  write_file_atomic(bad, "not an image");
+  std::string printed;
+  EXPECT_NE(test::run_shell(exe + " " + kModel + " " + bad + " " + dir.str("bad.f32"), &printed), 0) << printed;
+  EXPECT_NE(printed.find("reading the image: " + bad + ": "), std::string::npos) << printed;
 }
 
 TEST(CApi, ErrorsAreCodesWithMessagesNamingTheFile) {
