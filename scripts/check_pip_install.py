@@ -40,7 +40,7 @@ work = tempfile.mkdtemp(prefix="unetind-pip-")
 weights = os.path.join(work, "w.safetensors")
 run(cli, "init", "--out", weights, "--seed", "4")
 run(cli, "synth", "--out", os.path.join(work, "data"), "--class", "1", "--size", "512", "--train-defective", "0",
-    "--train-ok", "0", "--test-defective", "1", "--test-ok", "0", stdout=subprocess.DEVNULL)
+    "--train-ok", "1", "--test-defective", "1", "--test-ok", "0", stdout=subprocess.DEVNULL)
 image = os.path.join(work, "data", "Class1", "Test", "0001.PNG")
 run(cli, "predict", "--model", weights, "--out", os.path.join(work, "predict"), image, stdout=subprocess.DEVNULL)
 # From outside the source tree, so that only the installed module is found.

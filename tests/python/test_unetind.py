@@ -39,7 +39,7 @@ def image_path(tmp_path_factory):
     if os.path.exists(DAGM):
         return DAGM
     data = tmp_path_factory.mktemp("synth")
-    cli("synth", "--out", str(data), "--class", "1", "--size", "512", "--train-defective", "0", "--train-ok", "0",
+    cli("synth", "--out", str(data), "--class", "1", "--size", "512", "--train-defective", "0", "--train-ok", "1",
         "--test-defective", "1", "--test-ok", "0")
     return str(data / "Class1" / "Test" / "0001.PNG")
 
