@@ -11,16 +11,19 @@ JOBS        ?= $(shell nproc)
 BUILD_DEPS  := cmake ninja-build g++ pkg-config libdnnl-dev ocl-icd-opencl-dev libpng-dev libcli11-dev \
                nlohmann-json3-dev libsnappy-dev libgtest-dev libbenchmark-dev \
                libonnx-dev libprotobuf-dev protobuf-compiler libopencv-dev libcpp-httplib-dev \
-               libopenmpi-dev openmpi-bin
+               libopenmpi-dev openmpi-bin libturbojpeg0-dev libtiff-dev libmagickcore-6.q16-dev pybind11-dev \
+               python3-dev
 # What only `make test` needs: the server's tests drive it with curl, with
 # NVIDIA's Python client (pip, in a virtual environment under build/) and
-# with headless Chromium.
-TEST_DEPS   := curl python3 python3-venv chromium
+# with headless Chromium; the image-format tests convert real images with
+# ImageMagick and Pillow (tools that are not ours); the Python module's
+# tests run on pytest and NumPy.
+TEST_DEPS   := curl python3 python3-venv chromium imagemagick python3-pil python3-numpy python3-pytest
 BENCH_DEPS  := libtorch-dev
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 CLI         := $(BUILD_DIR)/bin/unet-industrial
 
-.PHONY: all deps test-deps build test demo bench bench-peers clean
+.PHONY: all deps test-deps build test check-pip-install demo bench bench-peers clean
 
 all: build
 
@@ -48,6 +51,12 @@ build: deps $(BUILD_DIR)/build.ninja
 
 test: test-deps build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 900
+
+# `pip install .` in a fresh virtual environment under build/, then the
+# installed module against predict. Needs PyPI (scikit-build-core, NumPy)
+# and compiles the library once more, so it is not part of `make test`.
+check-pip-install: test-deps build
+	CMAKE_BUILD_PARALLEL_LEVEL=$(JOBS) python3 scripts/check_pip_install.py $(BUILD_DIR) .
 
 demo: build
 	$(CLI) demo

@@ -23,7 +23,7 @@
 
 #include "unetind/atomic_file.h"
 #include "unetind/npy.h"
-#include "unetind/png.h"
+#include "unetind/image_io.h"
 
 namespace {
 
@@ -247,7 +247,7 @@ int main(int argc, char** argv) {
   app.add_option("--host", opt.host)->capture_default_str();
   app.add_option("--port", opt.port)->required();
   app.add_option("--model", opt.model, "Model name")->required();
-  app.add_option("--images", opt.images, "PNG images to send")->required();
+  app.add_option("--images", opt.images, "Images to send (PNG, JPEG, TIFF, BMP, PGM)")->required();
   app.add_option("--expected", opt.expected_dir, "predict's output directory (<stem>_prob.npy) to check against");
   app.add_option("--clients", opt.clients, "Concurrent clients")->capture_default_str();
   app.add_option("--requests", opt.requests, "Requests in all")->capture_default_str();
@@ -266,7 +266,7 @@ int main(int argc, char** argv) {
   std::vector<Image> images;
   try {
     for (const std::string& path : opt.images) {
-      const unetind::GrayImage g = unetind::read_png_gray(path);
+      const unetind::GrayImage g = unetind::read_image_gray(path);
       Image img;
       img.stem = std::filesystem::path(path).stem().string();
       img.width = g.width;

@@ -13,12 +13,14 @@
 #include <set>
 #include <string>
 
+#include "test_util.h"
 #include "unetind/atomic_file.h"
 #include "unetind/error.h"
 #include "unetind/png.h"
 
 namespace fs = std::filesystem;
 using namespace unetind;
+using unetind::test::expect_error_naming;
 
 namespace {
 
@@ -94,17 +96,6 @@ std::vector<uint8_t> decode_with_libpng(const std::string& bytes, png_uint_32 fo
 }
 
 float luma(float r, float g, float b) { return 0.299f * r + 0.587f * g + 0.114f * b; }
-
-template <typename F>
-void expect_error_naming(const std::string& p, F&& call, const std::string& what = "") {
-  try {
-    call();
-    ADD_FAILURE() << "no error for " << p;
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find(p + ": "), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();
-  }
-}
 
 std::vector<uint8_t> random_bytes(size_t n, unsigned seed) {
   std::mt19937 rng(seed);

@@ -10,6 +10,7 @@
 #include "unetind/atomic_file.h"
 #include "unetind/error.h"
 #include "unetind/npy.h"
+#include "unetind/png.h"
 #include "unetind/predict.h"
 
 namespace unetind {

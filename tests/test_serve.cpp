@@ -15,6 +15,7 @@
 #include "unetind/atomic_file.h"
 #include "unetind/error.h"
 #include "unetind/inspection.h"
+#include "unetind/operating_threshold.h"
 #include "unetind/png.h"
 #include "unetind/predictor.h"
 #include "unetind/server.h"
@@ -242,7 +243,7 @@ TEST(Serve, BadRequestsGetTheir4xxAndTheServerGoesOn) {
        "application/json", 400, "FP32 (scaled to [-1, 1]) or UINT8"},
       {"/v2/models/zz/infer", R"({"inputs": []})", "application/json", 404, "unknown model 'zz'"},
       {"/v2/models/m/infer", std::string(1500000, ' '), "application/json", 413, "limit"},
-      {"/v1/models/m/inspect", "GIF89a...", "image/gif", 400, "not a PNG file"},
+      {"/v1/models/m/inspect", "GIF89a...", "image/gif", 400, "not an image in a format read here"},
       {"/v1/models/m/inspect", "", "image/png", 400, "empty"},
   };
   for (const Case& k : cases) {
@@ -435,6 +436,44 @@ TEST(Serve, InspectTakesAPngAndAnswersInTheImagesGeometry) {
   auto multipart = c.Post("/v1/models/m/inspect?threshold=0.3", form);
   ASSERT_EQ(multipart->status, 200) << multipart->body;
   EXPECT_EQ(json::parse(multipart->body)["defect_pixels"], expected.defect_pixels);
+}
+
+// The image endpoint reads what cameras write (here a PGM, a format told by
+// its content), and a model's own threshold from its file is the default
+// that the answer names; --threshold overrides every model's.
+TEST(Serve, InspectTakesOtherFormatsAndTheModelFilesThreshold) {
+  test::TempDir dir;
+  const std::string model = save_model(dir, "m", 5);
+  OperatingThreshold carried;
+  carried.threshold = 0.25f;
+  carried.rule = "value";
+  carried.split = "Test";
+  carried.data = "synthetic";
+  store_operating_threshold(model, carried, load_parameters(model));
+  const GrayImage g = test_image(30, 20, 7);
+  std::string pgm = "P5\n30 20\n255\n";
+  for (float v : g.pixels) pgm += static_cast<char>(static_cast<uint8_t>(v));
+  const Inspection expected = inspect(predicted(model, g).data(), kSize, g.width, g.height, 0.25f);
+  {
+    LocalServer s(options_for({{"m", model}}));
+    auto res = s.client().Post("/v1/models/m/inspect", pgm, "image/x-portable-graymap");
+    ASSERT_EQ(res->status, 200) << res->body;
+    const json j = json::parse(res->body);
+    EXPECT_FLOAT_EQ(j["threshold"].get<float>(), 0.25f);
+    EXPECT_EQ(j["threshold_source"].get<std::string>().rfind("the model file: 0.25", 0), 0u) << j.dump();
+    EXPECT_FLOAT_EQ(j["defect_score"].get<float>(), expected.defect_score);
+    EXPECT_EQ(j["defect_pixels"], expected.defect_pixels);
+    EXPECT_NE(s.log().find("threshold 0.25 from the model file"), std::string::npos) << s.log();
+    auto bad = s.client().Post("/v1/models/m/inspect", std::string("P5\n30 20\n255\nshort"), "image/x-pgm");
+    EXPECT_EQ(bad->status, 400);
+    EXPECT_NE(bad->body.find("the request body"), std::string::npos) << bad->body;
+  }
+  ServerOptions o = options_for({{"m", model}});
+  o.threshold = 0.6f;
+  LocalServer s(o);
+  const json j = json::parse(s.client().Post("/v1/models/m/inspect", pgm, "image/x-pgm")->body);
+  EXPECT_FLOAT_EQ(j["threshold"].get<float>(), 0.6f);
+  EXPECT_EQ(j["threshold_source"], "--threshold");
 }
 
 TEST(Serve, TheWebPageNeedsNothingFromElsewhere) {

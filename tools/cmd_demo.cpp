@@ -87,7 +87,7 @@ void run_demo(const DemoOptions& opt) {
   p.out_dir = (out / "predictions").string();
   predict_and_report(predictor,
                      collect_image_files({(fs::path(data) / ("Class" + std::to_string(opt.class_id)) / "Test").string()}),
-                     p);
+                     p, "the default");
 
   ReportInputs in = build_report(predictor, test, report, "unet-industrial demo: synthetic DAGM-like class " +
                                                               std::to_string(opt.class_id));

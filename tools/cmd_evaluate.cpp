@@ -1,5 +1,6 @@
 // `unet-industrial evaluate`: NVIDIA's metrics (and more) on a Test split,
-// as a table, JSON, a per-image CSV and an HTML report.
+// as a table, JSON, a per-image CSV and an HTML report; with
+// --set-threshold, the operating threshold it finds goes into the model file.
 #include <cstdio>
 
 #include "commands.h"
@@ -7,6 +8,7 @@
 #include "progress.h"
 #include "unetind/atomic_file.h"
 #include "unetind/evaluation.h"
+#include "unetind/operating_threshold.h"
 #include "unetind/trainer.h"
 
 namespace unetind::cli {
@@ -14,7 +16,7 @@ namespace unetind::cli {
 void register_evaluate(CLI::App& app) {
   struct Options {
     std::string data, model, json, csv, report, split = "Test", device = "cpu", precision = "fp32",
-                conv = "auto";
+                conv = "auto", set_threshold;
     int class_id = 1, batch = 8, image_size = kModelImageSize, threads = 0;
   };
   auto opt = std::make_shared<Options>();
@@ -31,9 +33,15 @@ void register_evaluate(CLI::App& app) {
   cmd->add_option("--threads", opt->threads, "CPU threads (0: all cores)")->capture_default_str();
   add_device_option(cmd, opt->device);
   add_precision_option(cmd, opt->precision);
+  cmd->add_option("--set-threshold", opt->set_threshold,
+                  "Store an operating threshold in the model file, with its evidence: best-f1 (the best F1 over "
+                  "the images), dagm-cost (the lowest DAGM cost) or a number from 0 to 1; predict, serve, the "
+                  "Python module and the C API then use it by default");
   add_conv_option(cmd, opt->conv);
   cmd->callback([opt] {
     const Split split = opt->split == "Train" ? Split::Train : Split::Test;
+    // A bad rule is refused before minutes of evaluation.
+    if (!opt->set_threshold.empty()) check_threshold_rule(opt->set_threshold);
     const std::vector<Sample> samples = open_split(opt->data, opt->class_id, split);
     Predictor predictor(load_parameters(opt->model), make_backend(opt->device, opt->threads), opt->image_size,
                         inference_precision(opt->precision, opt->device), parse_conv_algorithm(opt->conv));
@@ -52,6 +60,11 @@ void register_evaluate(CLI::App& app) {
       write_file_atomic(opt->json, j.dump(2) + "\n");
     }
     if (!opt->csv.empty()) write_file_atomic(opt->csv, per_image_csv(report));
+    if (!opt->set_threshold.empty()) {
+      const OperatingThreshold t = set_operating_threshold(opt->model, report, opt->set_threshold, opt->data,
+                                                           opt->class_id, opt->split, predictor.parameters());
+      std::printf("operating threshold %s stored in %s\n", describe(t).c_str(), opt->model.c_str());
+    }
     if (!opt->report.empty()) {
       ReportInputs in = build_report(predictor, samples, report,
                                      "Class " + std::to_string(opt->class_id) + " " + opt->split + ": " + opt->model);

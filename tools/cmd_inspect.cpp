@@ -1,9 +1,11 @@
 // `unet-industrial inspect`: the tensors of a safetensors file or a TensorFlow
 // checkpoint, one line each: name, dtype, shape (a TF2 checkpoint's rows:
-// key, variable name, dtype, shape).
+// key, variable name, dtype, shape); for a weights file also its metadata
+// and the operating threshold it carries.
 #include <cstdio>
 
 #include "commands.h"
+#include "unetind/operating_threshold.h"
 #include "unetind/safetensors.h"
 #include "unetind/tf_checkpoint.h"
 
@@ -40,6 +42,10 @@ void register_inspect(CLI::App& app) {
       const SafetensorsFile file = read_safetensors(*path);
       for (const NamedTensor& t : file.tensors) print_row(t.name, "F32", t.tensor.shape);
       for (const auto& [key, value] : file.metadata) std::printf("metadata %s = %s\n", key.c_str(), value.c_str());
+      if (const auto threshold = operating_threshold_from(file.metadata, *path))
+        std::printf("operating threshold %s\n", describe(*threshold).c_str());
+      else
+        std::printf("operating threshold: none stored (evaluate --set-threshold sets one)\n");
       std::printf("%zu tensors in %s\n", file.tensors.size(), path->c_str());
     }
   });

@@ -23,6 +23,8 @@ struct ServeCliOptions {
   std::vector<std::string> models;
   std::string precision = "fp32";
   std::string conv = "auto";
+  float threshold = 0;
+  bool threshold_given = false;
 };
 
 // One line at a time on stderr, each stamped with the UTC time.
@@ -42,6 +44,7 @@ void run_serve(ServeCliOptions& opt) {
   opt.server.precision = inference_precision(opt.precision, opt.server.device);
   opt.server.conv_algorithm = parse_conv_algorithm(opt.conv);
   opt.server.log = log_line;
+  if (opt.threshold_given) opt.server.threshold = opt.threshold;
 
   // Signals are taken by one thread with sigwait, not by a handler: stopping
   // and reloading are not async-signal-safe. They are blocked before any
@@ -103,13 +106,18 @@ void register_serve(CLI::App& app) {
   cmd->add_option("--http-threads", s.http_threads, "Connections served at once")->capture_default_str();
   cmd->add_option("--image-size", s.image_size, "Model input size: images are cropped or padded to it")
       ->capture_default_str();
-  cmd->add_option("--threshold", s.threshold, "Decision threshold unless a request gives one")
-      ->capture_default_str();
+  CLI::Option* threshold =
+      cmd->add_option("--threshold", opt->threshold,
+                      "Decision threshold unless a request gives one (default: each model file's own, from "
+                      "evaluate --set-threshold, else 0.5)");
   add_device_option(cmd, s.device);
   cmd->add_option("--threads", s.threads, "CPU compute threads (0: all cores)")->capture_default_str();
   add_precision_option(cmd, opt->precision);
   add_conv_option(cmd, opt->conv);
-  cmd->callback([opt] { run_serve(*opt); });
+  cmd->callback([opt, threshold] {
+    opt->threshold_given = threshold->count() > 0;
+    run_serve(*opt);
+  });
 }
 
 }  // namespace unetind::cli

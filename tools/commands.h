@@ -24,10 +24,10 @@ void add_precision_option(CLI::App* cmd, std::string& precision);
 Precision inference_precision(const std::string& precision, const std::string& device);
 
 // Runs predict_files with a progress bar, prints each bad file and the
-// summary, and sets a non-zero exit code if any file failed: `predict`'s
-// output, which `demo` shows too.
+// summary (with where the threshold came from), and sets a non-zero exit
+// code if any file failed: `predict`'s output, which `demo` shows too.
 void predict_and_report(Predictor& predictor, const std::vector<std::string>& files,
-                        const PredictFilesOptions& options);
+                        const PredictFilesOptions& options, const std::string& threshold_source);
 
 void register_init(CLI::App& app);
 void register_predict(CLI::App& app);

@@ -29,8 +29,9 @@ struct DatasetOptions {
 //     are taken from ClassN/<Split>/ and label paths from ClassN/<Split>/Label/
 //     as NVIDIA's loader does, falling back to ClassN/; absolute paths as is.
 //  2. ClassN/<Split>/Label/Labels.txt (the DAGM list, CRLF or LF).
-//  3. Neither: every ClassN/<Split>/*.PNG, defective when
-//     Label/<stem>_label.PNG exists (how NVIDIA's preprocessing decides).
+//  3. Neither: every image in ClassN/<Split>/ (*.PNG, or any format that
+//     image_io.h reads), defective when Label/<stem>_label.<ext> exists (how
+//     NVIDIA's preprocessing decides).
 // Images on disk that the list does not name are ignored. A defective entry
 // whose label file is missing is always an error. Sorted by image file name.
 std::vector<Sample> load_dagm_split(const std::string& root, int class_id, Split split,
@@ -45,8 +46,9 @@ std::vector<Sample> load_dagm_split(const std::string& root, int class_id, Split
 // by file name.
 std::vector<Sample> load_dagm_public(const std::string& root, int class_id);
 
-// A generic folder: dir/images/*.png (any case). The mask of images/X.png is
-// masks/X.png or masks/X_label.png (any extension case); no mask file means
+// A generic folder: the images in dir/images/ (any format image_io.h reads,
+// any letter case). The mask of images/X.<ext> is masks/X.<ext2> or
+// masks/X_label.<ext2>, of any format too; no mask file means
 // defect-free. An image is defective when its mask has any non-zero pixel
 // (masks are read here for that). Sorted by image file name.
 std::vector<Sample> load_folder_dataset(const std::string& dir);

@@ -99,6 +99,10 @@ class MetricsAccumulator {
 // Every distinct split of the images by score, from "none defective" (first)
 // to "all defective" (last). Empty when there are no images.
 std::vector<OperatingPoint> operating_points(const std::vector<ImageResult>& images);
+// The split at a given threshold (score > threshold is called defective).
+OperatingPoint operating_point_at(const std::vector<ImageResult>& images, float threshold);
+double f1_score(const OperatingPoint& point);   // 0 where nothing is defective or called so
+int64_t dagm_cost(const OperatingPoint& point);  // kDagmMissCost * fn + kDagmFalseAlarmCost * fp
 
 nlohmann::json to_json(const EvalReport& report);
 std::string format_table(const EvalReport& report);  // fixed-width text, ends with '\n'

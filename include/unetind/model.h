@@ -85,6 +85,8 @@ Parameters init_parameters(const ModelConfig& config, Initializer init, uint64_t
 // come from the file's metadata (defaults: tinyUNet, relu). Errors name the
 // file and the tensor.
 Parameters load_parameters(const std::string& path);
+// The same for a file already read; `path` names it in errors.
+Parameters parameters_from(const SafetensorsFile& file, const std::string& path);
 void save_parameters(const std::string& path, const Parameters& params,
                      std::map<std::string, std::string> extra_metadata = {});
 

@@ -2,29 +2,16 @@
 // whatever the file holds: 8- and 16-bit gray (16-bit is scaled by 255/65535),
 // RGB, RGBA and palette images converted to luma (ITU-R BT.601 weights, as
 // TensorFlow's rgb_to_grayscale; alpha is ignored). Writing is 8-bit.
+// Readers of images in any format use image_io.h, which comes here for PNGs.
 #pragma once
 #include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "unetind/image.h"
+
 namespace unetind {
-
-// The largest image read, in pixels (8192 x 8192): a larger one is refused
-// from its header, before any memory is taken for it.
-constexpr int64_t kMaxImagePixels = int64_t{8192} * 8192;
-
-struct GrayImage {
-  int width = 0;
-  int height = 0;
-  std::vector<float> pixels;  // row-major, height*width values in [0, 255]
-};
-
-struct RgbImage {
-  int width = 0;
-  int height = 0;
-  std::vector<uint8_t> pixels;  // row-major, interleaved R,G,B
-};
 
 // Throws Error naming the path for a missing, corrupt or non-PNG file.
 GrayImage read_png_gray(const std::string& path);

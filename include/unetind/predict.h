@@ -42,8 +42,8 @@ struct PredictHooks {
   std::function<void(const FileFailure&)> on_failure;          // as each bad file is met
 };
 
-// Files as given; a directory contributes its PNGs (not recursive), sorted.
-// Throws Error for a directory without PNGs or two inputs whose outputs
+// Files as given; a directory contributes its images (not recursive, by
+// has_image_extension), sorted. Throws Error for a directory without images or two inputs whose outputs
 // would collide (the same name stem).
 std::vector<std::string> collect_image_files(const std::vector<std::string>& inputs);
 

@@ -8,7 +8,7 @@
 
 #include "unetind/backend.h"
 #include "unetind/model.h"
-#include "unetind/png.h"
+#include "unetind/image.h"
 
 namespace unetind {
 
@@ -37,8 +37,8 @@ class Predictor {
   std::map<int, std::unique_ptr<Executor>> executors_;
 };
 
-// Loads the PNG at `path` and prepares it for the model: the gray image as
-// read, and the size x size model input.
+// Loads the image at `path` (any format image_io.h reads) and prepares it
+// for the model: the gray image as read, and the size x size model input.
 struct PreparedImage {
   GrayImage image;
   std::vector<float> input;

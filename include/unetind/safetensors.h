@@ -4,6 +4,7 @@
 // F16 (converted to float32). Every malformed file gives an Error naming the
 // file and, where it applies, the tensor.
 #pragma once
+#include <functional>
 #include <map>
 #include <string>
 #include <utility>
@@ -30,5 +31,13 @@ SafetensorsFile read_safetensors(const std::string& path);
 // Written atomically, F32, tensors in the given order.
 void write_safetensors(const std::string& path, const std::vector<NamedTensor>& tensors,
                        const std::map<std::string, std::string>& metadata);
+
+// Changes the metadata of the file at `path` and nothing else: every
+// tensor's bytes stay as they are (BF16 stays BF16). `edit` gets the file as
+// read, to check it (it may throw, and then nothing is written), and the
+// metadata to change. Written atomically.
+void update_safetensors_metadata(
+    const std::string& path,
+    const std::function<void(const SafetensorsFile& file, std::map<std::string, std::string>& metadata)>& edit);
 
 }  // namespace unetind

@@ -6,6 +6,7 @@
 #pragma once
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,7 +33,9 @@ struct ServerOptions {
   int max_body_mb = 64;    // larger bodies get 413
   int http_threads = 32;   // connections served at once
   int image_size = kModelImageSize;
-  float threshold = 0.5f;  // the decision threshold unless a request gives one
+  // The decision threshold unless a request gives one. Unset: each model's
+  // own, from its file (evaluate --set-threshold), else 0.5.
+  std::optional<float> threshold;
   std::string device = "cpu";
   int threads = 0;         // compute threads (0: one per core)
   Precision precision = Precision::F32;

@@ -7,7 +7,7 @@
 
 #include "unetind/atomic_file.h"
 #include "unetind/error.h"
-#include "unetind/png.h"
+#include "unetind/image_io.h"
 
 namespace fs = std::filesystem;
 
@@ -32,12 +32,12 @@ bool is_file(const fs::path& p) {
   return fs::is_regular_file(p, ec);
 }
 
-// Regular files in `dir` whose extension is .png in any case, sorted by name.
-std::vector<fs::path> list_pngs(const fs::path& dir) {
+// Regular files in `dir` named as images (has_image_extension), sorted by name.
+std::vector<fs::path> list_images(const fs::path& dir) {
   std::vector<fs::path> out;
   std::error_code ec;
   for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
-    if (it->is_regular_file(ec) && lower(it->path().extension().string()) == ".png") out.push_back(it->path());
+    if (it->is_regular_file(ec) && has_image_extension(it->path().string())) out.push_back(it->path());
   }
   if (ec) throw_file_error(dir.string(), "cannot list folder: " + ec.message());
   std::sort(out.begin(), out.end());
@@ -179,20 +179,29 @@ std::vector<Entry> parse_csv_list(const fs::path& list, const fs::path& cls, con
   return entries;
 }
 
-// No list at all: what NVIDIA's preprocessing does, a label file marks a defect.
+// The image files of `dir` by lower-case stem; two whose names differ only
+// in letter case or extension are an error (which would be meant?).
+std::map<std::string, fs::path> images_by_stem(const fs::path& dir) {
+  std::map<std::string, fs::path> by_stem;
+  if (!is_dir(dir)) return by_stem;
+  for (const fs::path& m : list_images(dir)) {
+    if (auto [it, fresh] = by_stem.emplace(lower(m.stem().string()), m); !fresh)
+      throw_file_error(m.string(), "same name as " + it->second.string() + " but for letter case or extension");
+  }
+  return by_stem;
+}
+
+// No list at all: what NVIDIA's preprocessing does, a label file
+// (Label/<stem>_label.<image extension>) marks a defect.
 std::vector<Entry> scan_split_folder(const fs::path& split_dir) {
+  const std::map<std::string, fs::path> labels = images_by_stem(split_dir / "Label");
   std::vector<Entry> entries;
-  for (const fs::path& image : list_pngs(split_dir)) {
-    const std::string stem = image.stem().string();
+  for (const fs::path& image : list_images(split_dir)) {
     Entry e;
     e.image = image;
-    for (const char* ext : {".PNG", ".png"}) {
-      const fs::path mask = split_dir / "Label" / (stem + "_label" + ext);
-      if (is_file(mask)) {
-        e.mask = mask;
-        e.defective = true;
-        break;
-      }
+    if (auto it = labels.find(lower(image.stem().string()) + "_label"); it != labels.end()) {
+      e.mask = it->second;
+      e.defective = true;
     }
     entries.push_back(std::move(e));
   }
@@ -254,7 +263,7 @@ std::vector<Sample> load_dagm_public(const std::string& root, int class_id) {
   std::vector<Sample> samples;
   for (const auto& [dir, defective] : {std::pair{ok_dir, false}, std::pair{def_dir, true}}) {
     std::vector<Sample> part;
-    for (const fs::path& image : list_pngs(dir)) part.push_back({image.string(), "", defective});
+    for (const fs::path& image : list_images(dir)) part.push_back({image.string(), "", defective});
     if (part.empty()) throw_file_error(dir.string(), "no images");
     sort_by_file_name(part);
     samples.insert(samples.end(), part.begin(), part.end());
@@ -267,30 +276,24 @@ std::vector<Sample> load_folder_dataset(const std::string& dir) {
   const fs::path masks_dir = fs::path(dir) / "masks";
   if (!is_dir(images_dir)) throw_file_error(images_dir.string(), "images folder does not exist");
 
-  std::map<std::string, fs::path> masks;  // lower-case file name -> path
-  if (is_dir(masks_dir)) {
-    for (const fs::path& m : list_pngs(masks_dir)) {
-      if (auto [it, fresh] = masks.emplace(lower(m.filename().string()), m); !fresh)
-        throw_file_error(m.string(), "same name as " + it->second.string() + " but for letter case");
-    }
-  }
+  const std::map<std::string, fs::path> masks = images_by_stem(masks_dir);
 
   std::vector<Sample> samples;
-  for (const fs::path& image : list_pngs(images_dir)) {
+  for (const fs::path& image : list_images(images_dir)) {
     const std::string stem = lower(image.stem().string());
     Sample s{image.string(), "", false};
-    for (const std::string& name : {stem + ".png", stem + "_label.png"}) {
+    for (const std::string& name : {stem, stem + "_label"}) {
       if (auto it = masks.find(name); it != masks.end()) {
         s.mask_path = it->second.string();
-        const GrayImage mask = read_png_gray(s.mask_path);
+        const GrayImage mask = read_image_gray(s.mask_path);
         s.defective = std::any_of(mask.pixels.begin(), mask.pixels.end(), [](float v) { return v > 0.0f; });
         break;
       }
     }
     samples.push_back(std::move(s));
   }
-  if (samples.empty()) throw_file_error(images_dir.string(), "no images (*.png)");
-  return samples;  // list_pngs sorted them by name
+  if (samples.empty()) throw_file_error(images_dir.string(), std::string("no images (") + kImageFormatsText + ")");
+  return samples;  // list_images sorted them by name
 }
 
 }  // namespace unetind

@@ -6,7 +6,7 @@
 #include "data/rng.h"
 #include "unetind/error.h"
 #include "unetind/model.h"
-#include "unetind/png.h"
+#include "unetind/image_io.h"
 
 namespace unetind {
 
@@ -22,11 +22,11 @@ void check_positive(int value, const char* name) {
 // One sample as the network sees it: image scaled and both cropped or padded
 // to size x size, then the same augmentation on both.
 void load_sample(const Sample& sample, int size, const Augmentation* aug, float* image_out, float* mask_out) {
-  const GrayImage image = read_png_gray(sample.image_path);
+  const GrayImage image = read_image_gray(sample.image_path);
   std::vector<float> x = prepare_input(image.pixels, image.width, image.height, size);
   std::vector<float> m(x.size(), 0.0f);
   if (!sample.mask_path.empty()) {
-    GrayImage mask = read_png_gray(sample.mask_path);
+    GrayImage mask = read_image_gray(sample.mask_path);
     if (mask.width != image.width || mask.height != image.height) {
       throw Error(sample.mask_path + ": mask is " + std::to_string(mask.width) + "x" + std::to_string(mask.height) +
                   " but its image " + sample.image_path + " is " + std::to_string(image.width) + "x" +

@@ -5,6 +5,7 @@
 #include "unetind/error.h"
 #include "unetind/loader.h"
 #include "unetind/overlay.h"
+#include "unetind/image_io.h"
 #include "unetind/png.h"
 
 namespace unetind {
@@ -82,7 +83,7 @@ ReportInputs build_report(Predictor& predictor, const std::vector<Sample>& sampl
     std::vector<float> back = crop_or_pad(prob, size, size, img.width, img.height);
     std::vector<float> mask;
     if (!s.mask_path.empty()) {
-      GrayImage m = read_png_gray(s.mask_path);
+      GrayImage m = read_image_gray(s.mask_path);
       if (m.width != img.width || m.height != img.height)
         throw_file_error(s.mask_path, "mask size differs from its image " + s.image_path);
       mask.resize(m.pixels.size());

@@ -38,13 +38,6 @@ nlohmann::json optional_json(const std::optional<double>& value) {
   return value ? nlohmann::json(*value) : nlohmann::json(nullptr);
 }
 
-double f1_of(const OperatingPoint& p) {
-  int64_t den = 2 * p.tp + p.fp + p.fn;
-  return den == 0 ? 0.0 : 2.0 * static_cast<double>(p.tp) / static_cast<double>(den);
-}
-
-int64_t dagm_cost(const OperatingPoint& p) { return kDagmMissCost * p.fn + kDagmFalseAlarmCost * p.fp; }
-
 nlohmann::json point_json(const OperatingPoint& p) {
   return {{"threshold", shortest_decimal(p.threshold)}, {"tp", p.tp}, {"fp", p.fp}, {"tn", p.tn}, {"fn", p.fn}};
 }
@@ -134,6 +127,26 @@ std::vector<OperatingPoint> operating_points(const std::vector<ImageResult>& ima
   return points;
 }
 
+double f1_score(const OperatingPoint& p) {
+  int64_t den = 2 * p.tp + p.fp + p.fn;
+  return den == 0 ? 0.0 : 2.0 * static_cast<double>(p.tp) / static_cast<double>(den);
+}
+
+int64_t dagm_cost(const OperatingPoint& p) { return kDagmMissCost * p.fn + kDagmFalseAlarmCost * p.fp; }
+
+OperatingPoint operating_point_at(const std::vector<ImageResult>& images, float threshold) {
+  OperatingPoint p;
+  p.threshold = threshold;
+  for (const ImageResult& image : images) {
+    const bool called = image.score > threshold;
+    if (image.is_defective)
+      (called ? p.tp : p.fn) += 1;
+    else
+      (called ? p.fp : p.tn) += 1;
+  }
+  return p;
+}
+
 EvalReport MetricsAccumulator::finish() const {
   if (images_.empty()) throw Error("evaluation: no images were added");
   EvalReport report;
@@ -145,14 +158,13 @@ EvalReport MetricsAccumulator::finish() const {
     ThresholdResult& row = report.thresholds[k];
     row.threshold = kThresholds[k];
     double dice_sum = 0.0, dice_defective_sum = 0.0;
+    const OperatingPoint point = operating_point_at(images_, kThresholds[k]);
+    row.tp = point.tp;
+    row.fn = point.fn;
+    row.fp = point.fp;
+    row.tn = point.tn;
     for (const auto& image : images_) {
-      bool called = image.score > kThresholds[k];
-      if (image.is_defective) {
-        (called ? row.tp : row.fn) += 1;
-        dice_defective_sum += image.dice[k];
-      } else {
-        (called ? row.fp : row.tn) += 1;
-      }
+      if (image.is_defective) dice_defective_sum += image.dice[k];
       dice_sum += image.dice[k];
     }
     if (has_masks) {
@@ -186,10 +198,10 @@ EvalReport MetricsAccumulator::finish() const {
 
     // Ties go to the higher threshold (the first point): fewer images flagged.
     auto best = std::max_element(points.begin(), points.end(),
-                                 [](const auto& a, const auto& b) { return f1_of(a) < f1_of(b); });
+                                 [](const auto& a, const auto& b) { return f1_score(a) < f1_score(b); });
     BestF1 f1;
     f1.point = *best;
-    f1.f1 = f1_of(*best);
+    f1.f1 = f1_score(*best);
     f1.precision = best->tp + best->fp == 0 ? 0.0 : static_cast<double>(best->tp) / static_cast<double>(best->tp + best->fp);
     f1.recall = static_cast<double>(best->tp) / static_cast<double>(pos);
     report.best_f1 = f1;

@@ -5,6 +5,7 @@
 #include "eval/text_format.h"
 #include "unetind/atomic_file.h"
 #include "unetind/error.h"
+#include "unetind/image_io.h"
 #include "unetind/npy.h"
 #include "unetind/overlay.h"
 #include "unetind/png.h"
@@ -15,12 +16,6 @@ namespace unetind {
 namespace fs = std::filesystem;
 
 namespace {
-
-bool is_png(const fs::path& p) {
-  std::string ext = p.extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(), ::tolower);
-  return ext == ".png";
-}
 
 // Writes one image's outputs and returns its row.
 PredictedFile write_outputs(const PredictFilesOptions& opt, int size, const std::string& file, const GrayImage& image,
@@ -53,8 +48,8 @@ std::vector<std::string> collect_image_files(const std::vector<std::string>& inp
     if (fs::is_directory(in, ec)) {
       std::vector<std::string> found;
       for (const auto& e : fs::directory_iterator(in))
-        if (e.is_regular_file(ec) && is_png(e.path())) found.push_back(e.path().string());
-      if (found.empty()) throw_file_error(in, "directory holds no PNG files");
+        if (e.is_regular_file(ec) && has_image_extension(e.path().string())) found.push_back(e.path().string());
+      if (found.empty()) throw_file_error(in, std::string("directory holds no images (") + kImageFormatsText + ")");
       std::sort(found.begin(), found.end());
       files.insert(files.end(), found.begin(), found.end());
     } else {

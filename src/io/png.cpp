@@ -10,6 +10,7 @@
 #include <memory>
 #include <new>
 
+#include "io/image_decoders.h"
 #include "unetind/atomic_file.h"
 #include "unetind/error.h"
 
@@ -163,9 +164,6 @@ bool read_rows(png_structp png, png_infop info, png_bytepp rows) {
   return true;
 }
 
-// ITU-R BT.601 luma, as TensorFlow's rgb_to_grayscale.
-float luma(float r, float g, float b) { return 0.299f * r + 0.587f * g + 0.114f * b; }
-
 }  // namespace
 
 void read_png_size(const std::string& path, int& width, int& height) {
@@ -186,11 +184,7 @@ GrayImage read_gray(PngReader& reader) {
   }
   // Checked from the header before anything is allocated: a few bytes of
   // PNG can declare gigapixels.
-  const int64_t pixels = static_cast<int64_t>(layout.width) * layout.height;
-  if (pixels > kMaxImagePixels) {
-    throw_file_error(reader.name(), "image is " + std::to_string(layout.width) + "x" + std::to_string(layout.height) +
-                                        " pixels, more than the limit of " + std::to_string(kMaxImagePixels));
-  }
+  image_decoders::check_image_size(reader.name(), "PNG", layout.width, layout.height);
 
   std::vector<png_byte> bytes(layout.row_bytes * layout.height);
   std::vector<png_bytep> rows(layout.height);
@@ -202,7 +196,7 @@ GrayImage read_gray(PngReader& reader) {
   image.height = static_cast<int>(layout.height);
   image.pixels.resize(static_cast<size_t>(layout.width) * layout.height);
   const bool wide = layout.bit_depth == 16;
-  const float scale = wide ? 255.0f / 65535.0f : 1.0f;
+  const double scale = wide ? 255.0 / 65535.0 : 1.0;  // in double, as every decoder (image_decoders.h)
   const size_t sample_bytes = wide ? 2 : 1;
   const size_t pixel_bytes = sample_bytes * layout.channels;
   const bool color = layout.channels >= 3;
@@ -214,9 +208,9 @@ GrayImage read_gray(PngReader& reader) {
       // PNG samples are big-endian.
       auto sample = [&](int c) {
         const png_byte* s = p + c * sample_bytes;
-        return static_cast<float>(wide ? (s[0] << 8) | s[1] : s[0]);
+        return static_cast<double>(wide ? (s[0] << 8) | s[1] : s[0]) * scale;
       };
-      out[x] = color ? luma(sample(0), sample(1), sample(2)) * scale : sample(0) * scale;
+      out[x] = color ? image_decoders::luma(sample(0), sample(1), sample(2)) : static_cast<float>(sample(0));
     }
   }
   return image;

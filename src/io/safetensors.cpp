@@ -175,8 +175,17 @@ const Tensor* SafetensorsFile::find(const std::string& name) const {
   return nullptr;
 }
 
-SafetensorsFile read_safetensors(const std::string& path) {
-  const std::string bytes = read_file(path);
+namespace {
+
+// A file's parts: its header as parsed, where the data section begins, and
+// the tensors and metadata decoded.
+struct ParsedFile {
+  json header;
+  size_t data_start = 0;
+  SafetensorsFile file;
+};
+
+ParsedFile parse_file(const std::string& path, const std::string& bytes) {
   if (bytes.size() < kLengthBytes) {
     throw_file_error(path, "file is " + std::to_string(bytes.size()) + " bytes, too short for a safetensors header");
   }
@@ -186,11 +195,14 @@ SafetensorsFile read_safetensors(const std::string& path) {
     throw_file_error(path, "header length " + std::to_string(header_len) + " exceeds the file size (" +
                                std::to_string(bytes.size()) + " bytes)");
   }
-  const json header = parse_header(path, std::string_view(bytes).substr(kLengthBytes, header_len));
-  const char* data = bytes.data() + kLengthBytes + header_len;
-  const uint64_t data_size = bytes.size() - kLengthBytes - header_len;
+  ParsedFile parsed;
+  parsed.header = parse_header(path, std::string_view(bytes).substr(kLengthBytes, header_len));
+  parsed.data_start = kLengthBytes + header_len;
+  const json& header = parsed.header;
+  const char* data = bytes.data() + parsed.data_start;
+  const uint64_t data_size = bytes.size() - parsed.data_start;
 
-  SafetensorsFile file;
+  SafetensorsFile& file = parsed.file;
   std::vector<Entry> entries;
   for (const auto& [name, info] : header.items()) {
     if (name == kMetadataKey) {
@@ -214,7 +226,36 @@ SafetensorsFile read_safetensors(const std::string& path) {
 
   file.tensors.reserve(entries.size());
   for (const Entry& entry : entries) file.tensors.push_back({entry.name, decode(entry, data + entry.begin)});
-  return file;
+  return parsed;
+}
+
+// The length prefix and the header, padded with spaces (valid JSON) so that
+// the data section after it starts 8-byte aligned.
+template <typename Json>
+std::string header_bytes(const Json& header) {
+  std::string text = header.dump();
+  text.resize((text.size() + 7) / 8 * 8, ' ');
+  const uint64_t header_len = text.size();
+  std::string bytes(kLengthBytes, '\0');
+  std::memcpy(bytes.data(), &header_len, sizeof header_len);
+  return bytes + text;
+}
+
+}  // namespace
+
+SafetensorsFile read_safetensors(const std::string& path) { return parse_file(path, read_file(path)).file; }
+
+void update_safetensors_metadata(
+    const std::string& path,
+    const std::function<void(const SafetensorsFile& file, std::map<std::string, std::string>& metadata)>& edit) {
+  const std::string bytes = read_file(path);
+  ParsedFile parsed = parse_file(path, bytes);
+  std::map<std::string, std::string> metadata = parsed.file.metadata;
+  edit(parsed.file, metadata);
+  parsed.header.erase(kMetadataKey);
+  if (!metadata.empty()) parsed.header[kMetadataKey] = metadata;
+  // The tensors' offsets count from the data section, which is copied whole.
+  write_file_atomic(path, header_bytes(parsed.header) + bytes.substr(parsed.data_start));
 }
 
 void write_safetensors(const std::string& path, const std::vector<NamedTensor>& tensors,
@@ -234,14 +275,7 @@ void write_safetensors(const std::string& path, const std::vector<NamedTensor>& 
     header[t.name] = {{"dtype", "F32"}, {"shape", t.tensor.shape}, {"data_offsets", {offset, offset + size}}};
     offset += size;
   }
-  std::string text = header.dump();
-  // Pad with spaces (valid JSON) so the data section starts 8-byte aligned.
-  text.resize((text.size() + 7) / 8 * 8, ' ');
-
-  const uint64_t header_len = text.size();
-  std::string bytes(kLengthBytes, '\0');
-  std::memcpy(bytes.data(), &header_len, sizeof header_len);
-  bytes += text;
+  std::string bytes = header_bytes(header);
   bytes.reserve(bytes.size() + offset);
   for (const NamedTensor& t : tensors) {
     bytes.append(reinterpret_cast<const char*>(t.tensor.data.data()), t.tensor.data.size() * sizeof(float));

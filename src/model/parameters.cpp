@@ -57,8 +57,9 @@ std::vector<NamedTensor> match_parameters(const ModelConfig& config, const std::
   return ordered;
 }
 
-Parameters load_parameters(const std::string& path) {
-  SafetensorsFile file = read_safetensors(path);
+Parameters load_parameters(const std::string& path) { return parameters_from(read_safetensors(path), path); }
+
+Parameters parameters_from(const SafetensorsFile& file, const std::string& path) {
   Parameters p;
   try {
     p.config.variant = parse_variant(meta_or(file.metadata, kMetaVariant, "tinyUNet"));

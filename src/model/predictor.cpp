@@ -2,7 +2,7 @@
 
 #include "unetind/calibration.h"
 #include "unetind/error.h"
-#include "unetind/png.h"
+#include "unetind/image_io.h"
 
 namespace unetind {
 
@@ -30,7 +30,7 @@ void Predictor::run(const float* images, int count, float* probs) {
 
 PreparedImage load_prepared_image(const std::string& path, int size) {
   PreparedImage p;
-  p.image = read_png_gray(path);
+  p.image = read_image_gray(path);
   p.input = prepare_input(p.image.pixels, p.image.width, p.image.height, size);
   return p;
 }

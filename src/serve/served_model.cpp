@@ -8,16 +8,21 @@ ServedModel::ServedModel(ServedModelSpec spec, const ServerOptions& options, std
     : spec_(std::move(spec)),
       options_(options),
       compute_mutex_(compute_mutex),
-      predictor_(load()),
       batcher_(BatcherConfig{options.max_batch, std::chrono::microseconds(options.max_queue_delay_us),
                              options.max_queue},
                static_cast<size_t>(options.image_size) * options.image_size,
-               [this](const float* in, int count, float* probs) { run_batch(in, count, probs); }) {}
+               [this](const float* in, int count, float* probs) { run_batch(in, count, probs); }) {
+  Loaded loaded = load();
+  predictor_ = std::move(loaded.predictor);
+  threshold_ = std::move(loaded.threshold);
+}
 
 ServedModel::~ServedModel() { batcher_.stop(); }
 
-std::shared_ptr<Predictor> ServedModel::load() const {
-  auto p = std::make_shared<Predictor>(load_parameters(spec_.path), make_backend(options_.device, options_.threads),
+ServedModel::Loaded ServedModel::load() const {
+  LoadedModel model = load_model(spec_.path);
+  ThresholdInUse threshold = threshold_in_use(options_.threshold, "--threshold", model.threshold);
+  auto p = std::make_shared<Predictor>(std::move(model.parameters), make_backend(options_.device, options_.threads),
                                        options_.image_size, options_.precision, options_.conv_algorithm);
   // One forward pass now compiles the batch-1 executor and touches its
   // memory, so the first request after a (re)load is not the slow one.
@@ -25,7 +30,7 @@ std::shared_ptr<Predictor> ServedModel::load() const {
   std::vector<float> zeros(pixels), probs(pixels);
   std::lock_guard<std::mutex> lock(compute_mutex_);
   p->run(zeros.data(), 1, probs.data());
-  return p;
+  return {std::move(p), std::move(threshold)};
 }
 
 bool ServedModel::ready() const {
@@ -33,10 +38,16 @@ bool ServedModel::ready() const {
   return predictor_ != nullptr;
 }
 
-void ServedModel::reload() {
-  std::shared_ptr<Predictor> fresh = load();  // throws, and the old one stays
+ThresholdInUse ServedModel::threshold() const {
   std::lock_guard<std::mutex> lock(predictor_mutex_);
-  predictor_ = std::move(fresh);
+  return threshold_;
+}
+
+void ServedModel::reload() {
+  Loaded fresh = load();  // throws, and the old one stays
+  std::lock_guard<std::mutex> lock(predictor_mutex_);
+  predictor_ = std::move(fresh.predictor);
+  threshold_ = std::move(fresh.threshold);
 }
 
 void ServedModel::unload() {

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "serve/batcher.h"
+#include "unetind/operating_threshold.h"
 #include "unetind/predictor.h"
 #include "unetind/server.h"
 
@@ -35,6 +36,9 @@ class ServedModel {
   const std::string& path() const { return spec_.path; }
   int image_size() const { return options_.image_size; }
   bool ready() const;
+  // The threshold its requests get unless they give one, and where it came
+  // from (--threshold, or the model file); reread with the weights.
+  ThresholdInUse threshold() const;
   ModelStats& stats() { return stats_; }
   DynamicBatcher& batcher() { return batcher_; }
 
@@ -46,7 +50,11 @@ class ServedModel {
   void stop() { batcher_.stop(); }
 
  private:
-  std::shared_ptr<Predictor> load() const;
+  struct Loaded {
+    std::shared_ptr<Predictor> predictor;
+    ThresholdInUse threshold;
+  };
+  Loaded load() const;
   void run_batch(const float* inputs, int count, float* probs);
 
   const ServedModelSpec spec_;
@@ -54,6 +62,7 @@ class ServedModel {
   std::mutex& compute_mutex_;
   mutable std::mutex predictor_mutex_;
   std::shared_ptr<Predictor> predictor_;
+  ThresholdInUse threshold_;
   ModelStats stats_;
   DynamicBatcher batcher_;  // last: its worker uses everything above
 };

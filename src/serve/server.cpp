@@ -18,6 +18,7 @@
 #include "serve/protocol.h"
 #include "serve/served_model.h"
 #include "serve/web_page.h"
+#include "unetind/image_io.h"
 #include "unetind/inspection.h"
 #include "unetind/overlay.h"
 #include "unetind/png.h"
@@ -30,6 +31,14 @@ using serve::ServedModel;
 using Clock = std::chrono::steady_clock;
 
 namespace {
+
+// "0.43 from the model file: ..." for the log.
+std::string describe_threshold(const ServedModel& m) {
+  const ThresholdInUse t = m.threshold();
+  char value[32];
+  std::snprintf(value, sizeof value, "%g", t.value);
+  return std::string(value) + " from " + t.source;
+}
 
 constexpr const char* kModelPath = R"(/v2/models/([^/]+)(?:/versions/([^/]+))?)";
 
@@ -204,7 +213,7 @@ struct Server::Impl {
       if (req.has_header("Inference-Header-Content-Length"))
         json_length = serve::parse_header_length(req.get_header_value("Inference-Header-Content-Length"));
       const serve::InferRequest request = serve::parse_infer_request(body, json_length);
-      const float threshold = serve::request_threshold(request, options.threshold);
+      const float threshold = serve::request_threshold(request, m->threshold().value);
       serve::ImageBatch images = serve::images_from_request(request, m->image_size(), options.max_batch);
       const int count = images.count;
       serve::BatchOutcome out = infer(*m, std::move(images.inputs), count, start);
@@ -229,18 +238,22 @@ struct Server::Impl {
       const std::string what = req.has_param("return") ? req.get_param_value("return") : "json";
       if (what != "json" && what != "mask" && what != "overlay")
         throw RequestError("?return= must be json, mask or overlay, not '" + what + "'");
-      float threshold = options.threshold;
+      const ThresholdInUse model_threshold = m->threshold();
+      float threshold = model_threshold.value;
+      std::string threshold_source = model_threshold.source;
       if (req.has_param("threshold")) {
+        threshold_source = "?threshold=";
         const std::string t = req.get_param_value("threshold");
         char* end = nullptr;
         threshold = std::strtof(t.c_str(), &end);
         if (t.empty() || *end != '\0' || !(threshold >= 0.0f && threshold <= 1.0f))
           throw RequestError("?threshold= must be a number from 0 to 1, not '" + t + "'");
       }
-      if (body.empty()) throw RequestError("the request body is empty; send a PNG image");
+      if (body.empty())
+        throw RequestError(std::string("the request body is empty; send an image (") + kImageFormatsText + ")");
       GrayImage image;
       try {
-        image = decode_png_gray(body, "the request body");
+        image = decode_image_gray(body, "the request body");
       } catch (const Error& e) {
         throw RequestError(e.what());
       }
@@ -253,6 +266,7 @@ struct Server::Impl {
                             {"is_defective", r.is_defective},
                             {"defect_pixels", r.defect_pixels},
                             {"threshold", threshold},
+                            {"threshold_source", threshold_source},
                             {"width", r.width},
                             {"height", r.height},
                             {"latency_ms", micros_since(start) / 1000.0}};
@@ -296,7 +310,7 @@ struct Server::Impl {
         log("reload of model '" + m.name() + "' failed, it keeps its previous weights: " + e.what());
         throw RequestError(std::string("failed to load model '") + m.name() + "': " + e.what());
       }
-      log("loaded model '" + m.name() + "' from " + m.path());
+      log("loaded model '" + m.name() + "' from " + m.path() + "; threshold " + describe_threshold(m));
     });
   }
 
@@ -402,14 +416,15 @@ Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>(std::move(o
       s.options.max_body_mb < 1 || s.options.http_threads < 1)
     throw Error("serve: --max-batch, --max-queue, --max-body-mb and --http-threads must be at least 1, "
                 "--max-queue-delay-us at least 0");
-  check_threshold(s.options.threshold, "--threshold");
+  if (s.options.threshold) check_threshold(*s.options.threshold, "--threshold");
   for (size_t i = 0; i < s.options.models.size(); ++i)
     for (size_t j = 0; j < i; ++j)
       if (s.options.models[i].name == s.options.models[j].name)
         throw Error("serve: two models are named '" + s.options.models[i].name + "'; name them with NAME=FILE");
   for (const ServedModelSpec& spec : s.options.models) {
     s.models.push_back(std::make_unique<ServedModel>(spec, s.options, s.compute_mutex));
-    s.log("loaded model '" + spec.name + "' from " + spec.path);
+    s.log("loaded model '" + spec.name + "' from " + spec.path + "; threshold " +
+          describe_threshold(*s.models.back()));
   }
   s.configure_http();
   s.add_routes();
@@ -473,7 +488,7 @@ int Server::reload_all() {
   for (auto& m : impl_->models) {
     try {
       m->reload();
-      impl_->log("reloaded model '" + m->name() + "' from " + m->path());
+      impl_->log("reloaded model '" + m->name() + "' from " + m->path() + "; threshold " + describe_threshold(*m));
     } catch (const Error& e) {
       ++failed;
       impl_->log("reload of model '" + m->name() + "' failed, it keeps its previous weights: " + e.what());

@@ -10,8 +10,7 @@
 #include <string>
 #include <vector>
 
-#include <sys/types.h>
-
+#include "unetind/error.h"
 #include "unetind/tensor.h"
 
 namespace unetind::test {
@@ -53,6 +52,19 @@ pid_t spawn_cli(const std::string& args, const std::string& log);
 int wait_exit(pid_t pid);
 // The same within `seconds`; past that it kills the process and returns -1.
 int wait_exit_within(pid_t pid, double seconds);
+
+// Expects `call` to throw an Error whose message names `name` ("name: ...")
+// and holds `what`.
+template <typename F>
+void expect_error_naming(const std::string& name, F&& call, const std::string& what = "") {
+  try {
+    call();
+    ADD_FAILURE() << "no error for " << name;
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(name + ": "), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();
+  }
+}
 
 // <repo>/../shared, or "" when it is absent (a user's clone).
 std::string shared_dir();
