@@ -105,7 +105,8 @@ void register_serve(CLI::App& app) {
   cmd->add_option("--threshold", s.threshold, "Decision threshold unless a request gives one")
       ->capture_default_str();
   cmd->add_option("--device", s.device, "Compute device")->capture_default_str();
-  cmd->add_option("--threads", s.threads, "CPU compute threads (0: all cores)")->capture_default_str();
+  add_threads_option(cmd, s.threads);
+  add_image_limit_option(cmd);
   cmd->add_option("--precision", opt->precision, "fp32 or bf16")->check(CLI::IsMember({"fp32", "bf16"}))
       ->capture_default_str();
   add_conv_option(cmd, opt->conv);

@@ -10,9 +10,18 @@
 
 namespace unetind {
 
-// The largest image read, in pixels (8192 x 8192): a larger one is refused
-// from its header, before any memory is taken for it.
+// The largest image read, in pixels: a larger one is refused from its
+// header, before any memory is taken for it (a few bytes of PNG can declare
+// gigapixels). The default, kMaxImagePixels, is 8192 x 8192 (256 MB of
+// float pixels; a DAGM image is 512 x 512). set_max_image_pixels changes it
+// for the whole process: the CLI's --max-image-pixels and the environment
+// variable UNETIND_MAX_IMAGE_PIXELS set it. Serve's tensor inputs obey it too.
 constexpr int64_t kMaxImagePixels = int64_t{8192} * 8192;
+int64_t max_image_pixels();
+// Throws Error for a limit below 1.
+void set_max_image_pixels(int64_t pixels);
+// Throws Error naming `name` when width x height is over the limit.
+void check_image_pixels(int64_t width, int64_t height, const std::string& name);
 
 struct GrayImage {
   int width = 0;
@@ -32,7 +41,8 @@ GrayImage read_png_gray(const std::string& path);
 // errors.
 GrayImage decode_png_gray(std::string_view bytes, const std::string& name);
 
-// Reads only the header: width and height. Throws like read_png_gray.
+// Reads only the header: width and height. Throws like read_png_gray (the
+// pixel limit included).
 void read_png_size(const std::string& path, int& width, int& height);
 
 // PNG bytes in memory (for files and for images embedded in HTML reports).

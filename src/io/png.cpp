@@ -3,6 +3,7 @@
 #include <png.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <csetjmp>
 #include <cstdio>
@@ -168,10 +169,31 @@ float luma(float r, float g, float b) { return 0.299f * r + 0.587f * g + 0.114f 
 
 }  // namespace
 
+namespace {
+std::atomic<int64_t> g_max_image_pixels{kMaxImagePixels};
+}  // namespace
+
+int64_t max_image_pixels() { return g_max_image_pixels.load(std::memory_order_relaxed); }
+
+void set_max_image_pixels(int64_t pixels) {
+  if (pixels < 1) throw Error("the image size limit must be at least 1 pixel, not " + std::to_string(pixels));
+  g_max_image_pixels.store(pixels, std::memory_order_relaxed);
+}
+
+void check_image_pixels(int64_t width, int64_t height, const std::string& name) {
+  // Both sides come from a 31-bit header field or a checked request shape,
+  // so the product cannot overflow.
+  if (width * height > max_image_pixels())
+    throw_file_error(name, "image is " + std::to_string(width) + "x" + std::to_string(height) +
+                               " pixels, more than the limit of " + std::to_string(max_image_pixels()) +
+                               " (--max-image-pixels)");
+}
+
 void read_png_size(const std::string& path, int& width, int& height) {
   PngReader reader(path);
   RowLayout layout;
   if (!read_header(reader.png(), reader.info(), &layout)) reader.fail();
+  check_image_pixels(layout.width, layout.height, reader.name());
   width = static_cast<int>(layout.width);
   height = static_cast<int>(layout.height);
 }
@@ -184,13 +206,7 @@ GrayImage read_gray(PngReader& reader) {
   if (layout.bit_depth != 8 && layout.bit_depth != 16) {
     throw_file_error(reader.name(), "unsupported bit depth " + std::to_string(layout.bit_depth));
   }
-  // Checked from the header before anything is allocated: a few bytes of
-  // PNG can declare gigapixels.
-  const int64_t pixels = static_cast<int64_t>(layout.width) * layout.height;
-  if (pixels > kMaxImagePixels) {
-    throw_file_error(reader.name(), "image is " + std::to_string(layout.width) + "x" + std::to_string(layout.height) +
-                                        " pixels, more than the limit of " + std::to_string(kMaxImagePixels));
-  }
+  check_image_pixels(layout.width, layout.height, reader.name());
 
   std::vector<png_byte> bytes(layout.row_bytes * layout.height);
   std::vector<png_bytep> rows(layout.height);
