@@ -24,6 +24,7 @@ constexpr size_t kLengthBytes = 8;
 constexpr const char* kMetadataKey = "__metadata__";
 
 enum class Dtype { kF32, kBF16, kF16 };
+const char* dtype_name(Dtype dtype) { return dtype == Dtype::kF32 ? "F32" : dtype == Dtype::kBF16 ? "BF16" : "F16"; }
 
 struct Entry {
   std::string name;
@@ -183,8 +184,9 @@ SafetensorsFile read_safetensors(const std::string& path) {
   uint64_t header_len;
   std::memcpy(&header_len, bytes.data(), sizeof header_len);
   if (header_len > bytes.size() - kLengthBytes) {
-    throw_file_error(path, "header length " + std::to_string(header_len) + " exceeds the file size (" +
-                               std::to_string(bytes.size()) + " bytes)");
+    throw_file_error(path, "the header is " + std::to_string(header_len) + " bytes long, but only " +
+                               std::to_string(bytes.size() - kLengthBytes) + " bytes follow its 8-byte length " +
+                               "(a truncated file, or not safetensors)");
   }
   const json header = parse_header(path, std::string_view(bytes).substr(kLengthBytes, header_len));
   const char* data = bytes.data() + kLengthBytes + header_len;
@@ -213,7 +215,10 @@ SafetensorsFile read_safetensors(const std::string& path) {
   }
 
   file.tensors.reserve(entries.size());
-  for (const Entry& entry : entries) file.tensors.push_back({entry.name, decode(entry, data + entry.begin)});
+  for (const Entry& entry : entries) {
+    file.tensors.push_back({entry.name, decode(entry, data + entry.begin)});
+    file.stored_dtypes[entry.name] = dtype_name(entry.dtype);
+  }
   return file;
 }
 
