@@ -27,13 +27,18 @@ void register_evaluate(CLI::App& app) {
   cmd->add_option("--report", opt->report, "Write a self-contained HTML report");
   cmd->add_option("--batch", opt->batch, "Images per forward pass")->capture_default_str();
   cmd->add_option("--image-size", opt->image_size, "Crop/pad images to this size (multiple of 16)")->capture_default_str();
-  cmd->add_option("--threads", opt->threads, "CPU threads (0: all cores)")->capture_default_str();
+  add_threads_option(cmd, opt->threads);
+  add_image_limit_option(cmd);
   cmd->add_option("--device", opt->device, "Compute device")->capture_default_str();
   cmd->add_option("--precision", opt->precision, "fp32 or bf16")->capture_default_str();
   add_conv_option(cmd, opt->conv);
   cmd->callback([opt] {
+    for (const std::string* out : {&opt->json, &opt->csv, &opt->report})
+      if (!out->empty()) check_output_is_not_input(*out, {opt->model});
     const Split split = opt->split == "Train" ? Split::Train : Split::Test;
     const std::vector<Sample> samples = open_split(opt->data, opt->class_id, split);
+    const std::string warning = check_samples(samples);
+    if (!warning.empty()) std::fprintf(stderr, "%s\n", warning.c_str());
     Predictor predictor(load_parameters(opt->model), make_backend(opt->device, opt->threads), opt->image_size,
                         parse_precision(opt->precision), parse_conv_algorithm(opt->conv));
     Progress progress("evaluate", static_cast<long>(samples.size()));

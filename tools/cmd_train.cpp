@@ -13,7 +13,16 @@ namespace unetind::cli {
 namespace {
 
 std::atomic<int> g_stop_signal{0};
-extern "C" void on_stop_signal(int sig) { g_stop_signal.store(sig); }
+// The first signal asks the run to stop after its step and checkpoint; a
+// second one, for a run that does not get there soon enough, ends the
+// process at once, as the signal would by default (every file is written
+// atomically, so nothing is left half-written).
+extern "C" void on_stop_signal(int sig) {
+  if (g_stop_signal.exchange(sig) != 0) {
+    std::signal(sig, SIG_DFL);
+    std::raise(sig);
+  }
+}
 
 }  // namespace
 
@@ -56,13 +65,17 @@ void register_train(CLI::App& app) {
                   "Start from these weights instead of --init: a .safetensors file or any TensorFlow checkpoint "
                   "`import` reads (NVIDIA's published model, to fine-tune)");
   cmd->add_option("--device", t.device, "Compute device")->capture_default_str();
-  cmd->add_option("--threads", t.threads, "CPU compute threads (0: all cores)")->capture_default_str();
-  cmd->add_option("--loader-threads", t.loader_threads, "PNG decoding threads")->capture_default_str();
+  add_threads_option(cmd, t.threads);
+  add_image_limit_option(cmd);
+  cmd->add_option("--loader-threads", t.loader_threads, "PNG decoding threads")
+      ->check(CLI::Range(1, available_cpus()))
+      ->capture_default_str();
   cmd->add_option("--precision", opt->precision, "fp32 or bf16")->capture_default_str();
   add_conv_option(cmd, opt->conv);
   cmd->add_option("--checkpoint-every", t.checkpoint_every, "Steps between checkpoints")->capture_default_str();
   cmd->add_option("--display-every", t.display_every, "Steps between log lines")->capture_default_str();
   cmd->add_flag("--resume", t.resume, "Continue the run in --out from its checkpoint");
+  cmd->add_flag("--overwrite", t.overwrite, "Replace the run in --out (without it, or --resume, that is refused)");
   cmd->add_option("--eval-every", t.eval_every, "Evaluate on the Test split every K steps (0: never)")
       ->capture_default_str();
 

@@ -42,6 +42,9 @@ class TrainingStep {
   std::vector<Tensor> grads_;
 };
 
+// Batches the training loader prepares ahead of the step.
+constexpr int kTrainPrefetch = 4;
+
 struct TrainOptions {
   std::string data_dir;
   int class_id = 1;
@@ -68,9 +71,17 @@ struct TrainOptions {
   int display_every = 50;
   int eval_every = 0;  // 0: no evaluation during training
   bool resume = false;
+  bool overwrite = false;  // replace a run found in out_dir (refused otherwise, unless resume)
 };
 
 nlohmann::json to_json(const TrainOptions& options);
+
+// Every option checked before a run touches anything: counts and
+// intervals, the learning-rate schedule and RMSProp's coefficients (finite,
+// in range), the image size, the thread counts, and the memory the batch
+// needs at that size (a lower bound, against what this process may use).
+// Errors name the command-line flag.
+void check_train_options(const TrainOptions& options);
 
 struct StepLog {
   int64_t step = 0;  // steps completed
@@ -95,10 +106,14 @@ struct TrainResult {
 };
 
 // Runs (or with options.resume, continues) a training run in options.out_dir:
-// model.safetensors, checkpoint.safetensors, config.json, metrics.jsonl. When
-// *stop becomes non-zero (a signal number, set by the caller's handler) the
-// current step finishes, a checkpoint is written and the run returns
-// interrupted. A non-finite loss throws Error and keeps the last checkpoint.
+// model.safetensors, checkpoint.safetensors, config.json, metrics.jsonl.
+// Before it writes anything it checks the options, the data (check_samples)
+// and the run it finds: the directory is locked against other runs, a run
+// in it is continued only with resume and replaced only with overwrite, and
+// a refused run leaves the directory as it was. When *stop becomes non-zero
+// (a signal number, set by the caller's handler) the current step finishes,
+// a checkpoint is written and the run returns interrupted. A non-finite
+// loss throws Error and keeps the last checkpoint.
 TrainResult train(const TrainOptions& options, const TrainHooks& hooks, const std::atomic<int>* stop);
 
 // Makes `run_dir` a run that train() with options.resume continues from
