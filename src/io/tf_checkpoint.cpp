@@ -260,7 +260,7 @@ std::string TfCheckpoint::read_fixed_width(const std::string& name, TfDtype dtyp
                                        std::to_string(t.size) + " bytes, expected " + std::to_string(expected_size));
   std::string bytes = read_bytes(t);
   const uint32_t crc = crc32c::value(bytes);
-  if (crc32c::mask(crc) != t.masked_crc32c)
+  if (!crc32c::matches(t.masked_crc32c, crc32c::mask(crc)))
     throw_file_error(shard_path(t.shard), "crc32c mismatch for tensor '" + name + "' (index says " +
                                               std::to_string(crc32c::unmask(t.masked_crc32c)) + ", data gives " +
                                               std::to_string(crc) + ")");
@@ -314,12 +314,12 @@ std::vector<std::string> TfCheckpoint::read_strings(const std::string& name) con
   } catch (const Error& e) {
     fail(e.what());
   }
-  if (stored_lengths_crc != crc32c::mask(crc)) fail("crc32c mismatch in the element lengths");
+  if (!crc32c::matches(stored_lengths_crc, crc32c::mask(crc))) fail("crc32c mismatch in the element lengths");
   crc = crc32c::extend(crc, &stored_lengths_crc, sizeof stored_lengths_crc);
   if (total != in.size())
     fail("element lengths add up to " + std::to_string(total) + " bytes but " + std::to_string(in.size()) + " follow");
   crc = crc32c::extend(crc, in.data(), in.size());
-  if (crc32c::mask(crc) != t.masked_crc32c) fail("crc32c mismatch");
+  if (!crc32c::matches(t.masked_crc32c, crc32c::mask(crc))) fail("crc32c mismatch");
 
   std::vector<std::string> out;
   out.reserve(lengths.size());
