@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <string_view>
 
+#include "io/checksums.h"
+
 namespace unetind::crc32c {
 
 uint32_t extend(uint32_t crc, const void* data, size_t size);
@@ -18,16 +20,8 @@ constexpr uint32_t unmask(uint32_t masked) {
   return (rotated >> 17) | (rotated << 15);
 }
 
-// Whether a stored checksum equals the computed one. A fuzzing build
-// accepts any, so that mutated inputs reach the parsers behind the checks.
-constexpr bool matches(uint32_t stored, uint32_t computed) {
-#ifdef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
-  (void)stored;
-  (void)computed;
-  return true;
-#else
-  return stored == computed;
-#endif
-}
+// Whether a stored checksum equals the computed one (or checksums are not
+// checked: io/checksums.h).
+inline bool matches(uint32_t stored, uint32_t computed) { return stored == computed || !checksums::checked(); }
 
 }  // namespace unetind::crc32c

@@ -11,6 +11,7 @@
 #include <memory>
 #include <new>
 
+#include "io/checksums.h"
 #include "unetind/atomic_file.h"
 #include "unetind/error.h"
 
@@ -117,13 +118,12 @@ class PngReader {
     if (!png() || !info()) throw std::bad_alloc();
     png_set_read_fn(png(), &source_, read_from_source);
     png_set_sig_bytes(png(), sizeof signature);
-    // A CRC mismatch means the file is damaged; do not silently drop chunks.
-    // (A fuzzing build uses the data regardless, to reach what follows.)
-#ifdef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
-    png_set_crc_action(png(), PNG_CRC_QUIET_USE, PNG_CRC_QUIET_USE);
-#else
-    png_set_crc_action(png(), PNG_CRC_ERROR_QUIT, PNG_CRC_ERROR_QUIT);
-#endif
+    // A CRC mismatch means the file is damaged; do not silently drop chunks
+    // (unless checksums are not checked: io/checksums.h).
+    if (checksums::checked())
+      png_set_crc_action(png(), PNG_CRC_ERROR_QUIT, PNG_CRC_ERROR_QUIT);
+    else
+      png_set_crc_action(png(), PNG_CRC_QUIET_USE, PNG_CRC_QUIET_USE);
   }
 
   std::string name_;
