@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -158,6 +159,8 @@ TfTensorInfo parse_entry(const std::string& name, std::string_view bytes) {
     }
   }
   if (t.offset < 0 || t.size < 0) throw Error("negative offset or size");
+  // Byte counts (elements x at most 8 bytes) must not wrap around either.
+  if (shape_numel(t.shape) > INT64_MAX / 8) throw Error("shape " + shape_to_string(t.shape) + " is too large");
   return t;
 }
 
@@ -270,14 +273,14 @@ std::string TfCheckpoint::read_fixed_width(const std::string& name, TfDtype dtyp
 Tensor TfCheckpoint::read_float(const std::string& name) const {
   const std::string bytes = read_fixed_width(name, TfDtype::Float, sizeof(float));
   Tensor out(find(name)->shape);
-  std::memcpy(out.data.data(), bytes.data(), bytes.size());
+  if (!bytes.empty()) std::memcpy(out.data.data(), bytes.data(), bytes.size());  // an empty tensor has no buffer
   return out;
 }
 
 std::vector<int64_t> TfCheckpoint::read_int64(const std::string& name) const {
   const std::string bytes = read_fixed_width(name, TfDtype::Int64, sizeof(int64_t));
   std::vector<int64_t> out(bytes.size() / sizeof(int64_t));
-  std::memcpy(out.data(), bytes.data(), bytes.size());
+  if (!bytes.empty()) std::memcpy(out.data(), bytes.data(), bytes.size());
   return out;
 }
 
