@@ -7,8 +7,7 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace unetind;
-  const std::string path = (fuzz::fresh_scratch_dir() / "input.safetensors").string();
-  fuzz::write_bytes(path, fuzz::as_text(data, size));
+  const std::string path = fuzz::input_file("input.safetensors", data, size);
   SafetensorsFile file;
   try {
     file = read_safetensors(path);

@@ -54,6 +54,13 @@ inline void write_bytes(const std::filesystem::path& path, std::string_view byte
   out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
 
+// The input as the file `name` in a fresh scratch folder: its path.
+inline std::string input_file(const char* name, const uint8_t* data, size_t size) {
+  const std::filesystem::path path = fresh_scratch_dir() / name;
+  write_bytes(path, as_text(data, size));
+  return path.string();
+}
+
 // Bitwise equal (NaN payloads included), empty arrays too.
 inline bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
   return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
