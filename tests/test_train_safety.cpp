@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <map>
@@ -29,15 +30,8 @@ bool contains(const std::string& text, const std::string& part) { return text.fi
 
 // A DAGM-like class 1 with three defective and one defect-free Train image.
 std::string make_data(const test::TempDir& dir, const std::string& name = "data") {
-  SynthConfig c;
-  c.class_id = 1;
-  c.size = 32;
-  c.train_defective = 3;
-  c.train_ok = 1;
-  c.test_defective = 1;
-  c.test_ok = 1;
-  c.seed = 2;
-  write_synthetic_class(dir.str(name), c);
+  write_synthetic_class(dir.str(name), {.class_id = 1, .size = 32, .train_defective = 3, .train_ok = 1,
+                                        .test_defective = 1, .test_ok = 1, .seed = 2});
   return dir.str(name);
 }
 
@@ -178,6 +172,29 @@ TEST(TrainSafety, AnImpossibleBatchEndsAtOnce) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(30));
   EXPECT_TRUE(contains(log, "training with --batch 100000 at --image-size 512 needs at least")) << log;
   EXPECT_FALSE(fs::exists(dir.str("run")));
+}
+
+TEST(TrainSafety, ASecondSignalEndsTheRunAtOnce) {
+  // The first SIGTERM lets the step finish and writes a checkpoint; a second
+  // one, for a user who will not wait for that, ends the process at once.
+  // Steps of 4 images at 256 x 256 on one thread take far longer than the
+  // 0.1 s between the two signals, so no checkpoint gets written.
+  test::TempDir dir;
+  const std::string data = make_data(dir);
+  const std::string run = dir.str("run");
+  const pid_t pid = test::spawn_cli(
+      train_command(data, run, "--steps 100000 --image-size 256 --batch 4 --display-every 1"), dir.str("train.log"));
+  auto lines = [&] {
+    const std::string m = fs::exists(run + "/metrics.jsonl") ? read_file(run + "/metrics.jsonl") : "";
+    return std::count(m.begin(), m.end(), '\n');
+  };
+  for (int i = 0; i < 1200 && lines() < 1; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  ASSERT_GE(lines(), 1) << read_file(dir.str("train.log"));  // step 1 is done: the handlers are in place
+  kill(pid, SIGTERM);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  kill(pid, SIGTERM);
+  EXPECT_EQ(test::wait_exit_within(pid, 60), 128 + SIGTERM) << read_file(dir.str("train.log"));
+  EXPECT_FALSE(fs::exists(run + "/checkpoint.safetensors")) << read_file(dir.str("train.log"));
 }
 
 TEST(TrainSafety, ARefusedResumeLeavesTheRunDirectoryUntouched) {

@@ -74,8 +74,9 @@ void register_train(CLI::App& app) {
   add_conv_option(cmd, opt->conv);
   cmd->add_option("--checkpoint-every", t.checkpoint_every, "Steps between checkpoints")->capture_default_str();
   cmd->add_option("--display-every", t.display_every, "Steps between log lines")->capture_default_str();
-  cmd->add_flag("--resume", t.resume, "Continue the run in --out from its checkpoint");
-  cmd->add_flag("--overwrite", t.overwrite, "Replace the run in --out (without it, or --resume, that is refused)");
+  CLI::Option* resume = cmd->add_flag("--resume", t.resume, "Continue the run in --out from its checkpoint");
+  cmd->add_flag("--overwrite", t.overwrite, "Replace the run in --out (without it, or --resume, that is refused)")
+      ->excludes(resume);
   cmd->add_option("--eval-every", t.eval_every, "Evaluate on the Test split every K steps (0: never)")
       ->capture_default_str();
 
@@ -108,6 +109,9 @@ void register_train(CLI::App& app) {
     std::vector<Sample> test_samples;
     if (t.eval_every > 0) {
       test_samples = open_split(t.data_dir, t.class_id, Split::Test);
+      // Checked before the run starts, as train() checks the Train split.
+      const std::string warning = check_samples(test_samples);
+      if (!warning.empty()) std::fprintf(stderr, "%s\n", warning.c_str());
       // NVIDIA's train_and_evaluate: the metrics of the current weights on
       // the Test split, logged to metrics.jsonl without the per-image rows.
       hooks.evaluate = [&](const Parameters& params, int64_t step) {
