@@ -10,7 +10,8 @@ JOBS        ?= $(shell nproc)
 # libdnnl-dev merely recommends). `.ci/run` proves the list in a fresh root.
 BUILD_DEPS  := cmake ninja-build g++ pkg-config libdnnl-dev ocl-icd-opencl-dev libpng-dev libcli11-dev \
                nlohmann-json3-dev libsnappy-dev libgtest-dev libbenchmark-dev \
-               libonnx-dev libprotobuf-dev protobuf-compiler libopencv-dev libcpp-httplib-dev
+               libonnx-dev libprotobuf-dev protobuf-compiler libopencv-dev libcpp-httplib-dev \
+               libopenmpi-dev openmpi-bin
 # What only `make test` needs: the server's tests drive it with curl, with
 # NVIDIA's Python client (pip, in a virtual environment under build/) and
 # with headless Chromium.
@@ -34,7 +35,7 @@ SANITIZE_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_check
                 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
                 LSAN_OPTIONS=suppressions=$(CURDIR)/tests/sanitize/lsan.supp:print_suppressions=0
 
-.PHONY: all deps test-deps build test demo bench clean test-sanitize fuzz
+.PHONY: all deps test-deps build test demo bench bench-peers clean test-sanitize fuzz
 
 all: build
 
@@ -84,6 +85,17 @@ bench: deps
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 	@echo "run: $(BUILD_DIR)/bin/bench_vs_libtorch --mode both --threads 2"
 	@echo "     $(BUILD_DIR)/bin/bench_concat [--batch=8] [--precision=bf16]"
+
+# Same-run speed against OpenVINO, ONNX Runtime and PyTorch 2 (bench/peers.py).
+# The engines come from PyPI into a virtual environment under the build
+# directory (several GB: torch's wheel brings CUDA libraries); the product
+# and `make test` never need them.
+PEERS_VENV := $(BUILD_DIR)/peers-venv
+bench-peers: build
+	$(call install_missing,python3 python3-venv)
+	@[ -x $(PEERS_VENV)/bin/python ] || python3 -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/pip install --quiet --disable-pip-version-check -r bench/requirements-peers.txt
+	$(PEERS_VENV)/bin/python bench/peers.py --cli $(CLI) --json $(BUILD_DIR)/peers.json $(PEERS_ARGS)
 
 clean:
 	rm -rf $(BUILD_DIR) $(SANITIZE_DIR) $(FUZZ_DIR)

@@ -253,12 +253,11 @@ void bench_training(const Options& opt, const Parameters& params, Precision prec
 
   std::vector<Contender> contenders;
   auto backend = make_backend("cpu", opt.threads);
-  std::vector<NamedTensor> ours = params.tensors;
-  RmsProp optimizer;
-  TrainingStep step(params.config, *backend, batch, size, precision, LossKind::Adaptive, kWeightDecay);
-  contenders.push_back({"unet-industrial", [&] {
-                          step.run(ours, optimizer, b.images.data(), b.masks.data(), kLearningRate);
-                        }, {}});
+  // The state stays in the executor, as in `train`.
+  auto ours = backend->compile_training(build_graph(params.config), ExecConfig{batch, size, size, true, precision},
+                                        TrainingConfig{LossKind::Adaptive, kWeightDecay, {}}, nullptr);
+  ours->load(params.tensors, {});
+  contenders.push_back({"unet-industrial", [&] { ours->step(b.images.data(), b.masks.data(), kLearningRate); }, {}});
   std::vector<std::unique_ptr<TorchTrainer>> peers;
   for (TorchVariant v : parse_variants(opt.torch_variants, true)) {
     peers.push_back(std::make_unique<TorchTrainer>(params, v, precision));

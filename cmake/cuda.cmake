@@ -59,6 +59,10 @@ if(UNETIND_CUDA_FOUND)
   endif()
   set_property(TARGET unetind PROPERTY SOURCES ${unetind_sources} ${cuda_sources})
 
+  # The training kernels round as the host code they share does (no fused
+  # multiply-adds), so that both backends' updates agree to the last bit
+  # where their inputs do.
+  set_source_files_properties(${CMAKE_SOURCE_DIR}/src/backend/cuda/training.cu PROPERTIES COMPILE_OPTIONS "--fmad=false")
   # The top-level -Wall -Wextra are host-compiler flags nvcc does not take.
   set_property(TARGET unetind PROPERTY COMPILE_OPTIONS
                "$<$<COMPILE_LANGUAGE:CXX>:-Wall;-Wextra>" "$<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=-Wall,-Wextra>")

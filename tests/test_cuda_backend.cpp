@@ -129,6 +129,51 @@ TEST(CudaBackend, InferenceExecutorAndRepeatedCallsAgree) {
   EXPECT_THROW(infer->backward(a.data(), grads), Error);
 }
 
+// The training executor with its state on the GPU: the five losses, weight
+// decay and the fused RMSProp update take the CPU's steps (whose arithmetic
+// they share), a non-finite loss leaves the state, and the state reads back
+// in the CPU's names.
+TEST(CudaBackend, TrainingExecutorTakesTheCpuSteps) {
+  REQUIRE_CUDA_DEVICE(device);
+  const Graph graph = build_graph({});
+  const Parameters params = init_parameters({}, Initializer::HeNormal, 3);
+  const int batch = 2, size = 64, steps = 3;
+  const auto images = test::random_values(size_t(batch) * size * size, 41);
+  auto masks = test::random_values(images.size(), 42, 0.f, 1.f);
+  for (LossKind loss : {LossKind::Adaptive, LossKind::CrossEntropy, LossKind::DiceSorensen, LossKind::DiceJaccard,
+                        LossKind::L2}) {
+    SCOPED_TRACE(to_string(loss));
+    const TrainingConfig training{loss, 1e-3, {}};
+    auto gpu = make_backend(device)->compile_training(graph, {batch, size, size, true, Precision::F32}, training, nullptr);
+    auto cpu = make_backend("cpu")->compile_training(graph, {batch, size, size, true, Precision::F32}, training, nullptr);
+    gpu->load(params.tensors, {});
+    cpu->load(params.tensors, {});
+    for (int s = 0; s < steps; ++s) {
+      const StepResult g = gpu->step(images.data(), masks.data(), 1e-3f);
+      const StepResult c = cpu->step(images.data(), masks.data(), 1e-3f);
+      EXPECT_EQ(g.branch, c.branch);
+      EXPECT_NEAR(g.reconstruction, c.reconstruction, 1e-5 * std::fabs(c.reconstruction) + 1e-7) << "step " << s;
+      EXPECT_NEAR(g.l2, c.l2, 1e-6 * c.l2) << "step " << s;
+    }
+    const auto want = cpu->parameters(), got = gpu->parameters();
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t p = 0; p < want.size(); ++p) {
+      EXPECT_EQ(got[p].name, want[p].name);
+      EXPECT_LE(test::max_abs_diff(got[p].tensor.data, want[p].tensor.data), 1e-4 * test::scale_of(want[p].tensor.data))
+          << want[p].name;
+    }
+    const auto want_state = cpu->optimizer_state(), got_state = gpu->optimizer_state();
+    ASSERT_EQ(got_state.size(), want_state.size());
+    for (size_t i = 0; i < want_state.size(); ++i) EXPECT_EQ(got_state[i].name, want_state[i].name);
+  }
+  auto gpu = make_backend(device)->compile_training(graph, {batch, size, size, true, Precision::F32}, {}, nullptr);
+  gpu->load(params.tensors, {});
+  masks[0] = std::nanf("");
+  EXPECT_THROW(gpu->step(images.data(), masks.data(), 1e-3f), Error);
+  const auto after = gpu->parameters();
+  for (size_t p = 0; p < after.size(); ++p) EXPECT_EQ(test::max_abs_diff(after[p].tensor.data, params.tensors[p].tensor.data), 0.0);
+}
+
 TEST(CudaBackend, RejectsWhatItDoesNotImplement) {
   REQUIRE_CUDA_DEVICE(device);
   const Graph graph = build_graph({});

@@ -4,9 +4,12 @@
 // NCCL for the communicator).
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cmath>
+#include <csignal>
 
 #include "test_util.h"
+#include "train/rank_agreement.h"
 #include "unetind/backend.h"
 #include "unetind/data_parallel.h"
 #include "unetind/error.h"
@@ -157,6 +160,70 @@ TEST(DataParallel, BatchGlobalLossAveragesThePerShardGradients) {
   const auto global = local_gradients(f.graph, f.params, LossKind::DiceSorensen, f.images.data(), f.masks.data(),
                                       kGlobalBatch);
   EXPECT_GT(max_relative_diff(per_rank[0], global), 1e-3);
+}
+
+TEST(DataParallel, InProcessBroadcastAndBarrier) {
+  const int ranks = 3;
+  std::vector<std::vector<int>> got(ranks);
+  std::atomic<int> arrived{0};
+  std::vector<int> seen_before_barrier(ranks, -1);
+  InProcessGroup group(ranks);
+  group.run([&](Communicator& comm) {
+    std::vector<int> values{comm.rank() * 10, comm.rank() * 10 + 1};
+    comm.broadcast(values.data(), values.size() * sizeof(int), 2);
+    got[comm.rank()] = values;
+    ++arrived;
+    comm.barrier();
+    seen_before_barrier[comm.rank()] = arrived.load();
+  });
+  for (int r = 0; r < ranks; ++r) {
+    EXPECT_EQ(got[r], (std::vector<int>{20, 21})) << "rank " << r;
+    EXPECT_EQ(seen_before_barrier[r], ranks) << "rank " << r << " left the barrier early";
+  }
+}
+
+TEST(DataParallel, RanksAgreeOnTheStartOnStoppingAndOnTheirWeights) {
+  const int ranks = 2;
+  InProcessGroup group(ranks);
+  std::vector<StartState> states(ranks);
+  std::vector<int> stops(ranks), no_stops(ranks);
+  group.run([&](Communicator& comm) {
+    StartState s;
+    s.params = init_parameters({}, Initializer::HeNormal, comm.rank() + 1).tensors;  // rank 0's must win
+    s.optimizer_state = {{"slot", Tensor({3}, float(comm.rank()))}};
+    if (comm.rank() == 0) {
+      s.step = 42;
+      s.loader_state = {5, 7, 1, 3};
+      s.resumed = true;
+    }
+    share_start_state(comm, s);
+    states[comm.rank()] = std::move(s);
+    no_stops[comm.rank()] = agree_on_stop(comm, 0);
+    stops[comm.rank()] = agree_on_stop(comm, comm.rank() == 1 ? SIGTERM : 0);
+    check_same_weights(comm, states[comm.rank()].params, 42);
+  });
+  for (int r = 0; r < ranks; ++r) {
+    EXPECT_EQ(states[r].step, 42);
+    EXPECT_EQ(states[r].loader_state.position, 3u);
+    EXPECT_TRUE(states[r].resumed);
+    EXPECT_EQ(states[r].optimizer_state[0].tensor.data[2], 0.0f);
+    EXPECT_EQ(no_stops[r], 0);
+    EXPECT_EQ(stops[r], SIGTERM) << "rank " << r;
+  }
+  EXPECT_EQ(test::max_abs_diff(states[1].params[0].tensor.data, states[0].params[0].tensor.data), 0.0);
+
+  // Weights that differ: an error on every rank.
+  std::vector<int> threw(ranks, 0);
+  group.run([&](Communicator& comm) {
+    auto params = init_parameters({}, Initializer::HeNormal, 1).tensors;
+    if (comm.rank() == 1) params[3].tensor.data[0] += 1e-7f;
+    try {
+      check_same_weights(comm, params, 7);
+    } catch (const Error& e) {
+      threw[comm.rank()] = std::string(e.what()).find("1 of 2 ranks") != std::string::npos;
+    }
+  });
+  EXPECT_EQ(threw, (std::vector<int>{1, 1}));
 }
 
 // With one GPU, NCCL's mean over one rank must hand the tensors back

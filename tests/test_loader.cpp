@@ -281,6 +281,50 @@ TEST(Loader, ResumeFromStateGivesTheSameNextBatches) {
   expect_same(take(resumed, 6), expected);
 }
 
+// Data parallel: the shards of a batch are samples r, r + N, ... of the
+// whole batch, the same samples with the same augmentation, and every
+// shard's state is the whole stream's.
+TEST(Loader, ShardsTogetherAreTheGlobalBatch) {
+  test::TempDir dir;
+  const auto samples = make_samples(dir, 7);
+  LoaderConfig config;
+  config.batch = 6;
+  config.image_size = kSide;
+  config.seed = 77;
+  Loader whole(samples, config);
+  const auto global = take(whole, 3);  // across an epoch's end
+  const size_t plane = size_t(kSide) * kSide;
+  for (int shards : {2, 3}) {
+    for (int shard = 0; shard < shards; ++shard) {
+      SCOPED_TRACE(std::to_string(shard) + " of " + std::to_string(shards));
+      LoaderConfig c = config;
+      c.shard = shard;
+      c.shards = shards;
+      Loader part(samples, c);
+      for (const Batch& g : global) {
+        const Batch b = part.next();
+        ASSERT_EQ(b.count, 6 / shards);
+        for (int j = 0; j < b.count; ++j) {
+          const size_t i = size_t(j) * shards + shard;
+          EXPECT_EQ(b.sample_indices[j], g.sample_indices[i]);
+          EXPECT_TRUE(std::equal(b.images.begin() + j * plane, b.images.begin() + (j + 1) * plane,
+                                 g.images.begin() + i * plane));
+          EXPECT_TRUE(std::equal(b.masks.begin() + j * plane, b.masks.begin() + (j + 1) * plane,
+                                 g.masks.begin() + i * plane));
+        }
+      }
+      EXPECT_EQ(part.state().epoch, whole.state().epoch);
+      EXPECT_EQ(part.state().position, whole.state().position);
+    }
+  }
+  LoaderConfig bad = config;
+  bad.shards = 4;  // 6 does not split over 4
+  EXPECT_THROW(Loader(samples, bad), Error);
+  bad.shards = 2;
+  bad.shard = 2;
+  EXPECT_THROW(Loader(samples, bad), Error);
+}
+
 TEST(Loader, StateMustMatchTheStream) {
   test::TempDir dir;
   const auto samples = make_samples(dir, 4);

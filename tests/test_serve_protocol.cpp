@@ -202,7 +202,10 @@ TEST(ServeModelIo, OutputsAreTheRequestedOnesWithTheirShapes) {
       R"({"inputs": [{"name": "images", "datatype": "UINT8", "shape": [1, 16, 16, 1], "data": [)" +
           [] {
             std::string s;
-            for (int i = 0; i < 256; ++i) s += (i ? "," : "") + std::to_string(i);
+            for (int i = 0; i < 256; ++i) {
+              if (i) s += ',';
+              s += std::to_string(i);
+            }
             return s;
           }() +
           R"(]}], "outputs": [{"name": "is_defective"}, {"name": "mask", "parameters": {"binary_data": true}}]})",

@@ -1,13 +1,13 @@
 // `unet-industrial benchmark`: NVIDIA's training_benchmark and
 // inference_benchmark on synthetic input: images/s, latency percentiles per
 // batch, peak resident memory and achieved GFLOP/s.
-#include <sys/resource.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 
 #include "commands.h"
+#include "device_option.h"
 #include "unetind/atomic_file.h"
 #include "unetind/error.h"
 #include "unetind/predictor.h"
@@ -30,10 +30,20 @@ double percentile(std::vector<double> v, double p) {
   return v[lo] + (v[hi] - v[lo]) * (pos - lo);
 }
 
+// VmHWM, the peak resident memory of this process's own address space
+// (getrusage's ru_maxrss would carry a parent's peak across fork and exec).
 double peak_rss_mb() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return u.ru_maxrss / 1024.0;  // Linux reports kB
+  std::ifstream status("/proc/self/status");
+  std::string key;
+  while (status >> key) {
+    if (key == "VmHWM:") {
+      double kb = 0;
+      status >> kb;
+      return kb / 1024.0;
+    }
+    std::getline(status, key);
+  }
+  return 0;
 }
 
 void run_benchmark(const Options& opt) {
@@ -51,12 +61,14 @@ void run_benchmark(const Options& opt) {
   std::vector<float> images, masks, out;
   std::function<void()> iteration;
   std::unique_ptr<Predictor> predictor;
-  std::unique_ptr<TrainingStep> step;
-  RmsProp optimizer;
+  std::unique_ptr<TrainingExecutor> trainer;
   if (train) {
-    step = std::make_unique<TrainingStep>(params.config, *backend, opt.batch, opt.image_size, precision,
-                                          LossKind::Adaptive, 1e-5, parse_conv_algorithm(opt.conv));
-    iteration = [&] { step->run(params.tensors, optimizer, images.data(), masks.data(), 1e-4f); };
+    // The state stays in the executor, as in `train`.
+    trainer = backend->compile_training(
+        graph, ExecConfig{opt.batch, opt.image_size, opt.image_size, true, precision, parse_conv_algorithm(opt.conv)},
+        TrainingConfig{}, nullptr);
+    trainer->load(params.tensors, {});
+    iteration = [&] { trainer->step(images.data(), masks.data(), 1e-4f); };
   } else {
     predictor = std::make_unique<Predictor>(params, std::move(backend), opt.image_size, precision,
                                             parse_conv_algorithm(opt.conv));
@@ -123,7 +135,7 @@ void register_benchmark(CLI::App& app) {
       ->check(at_least(0))
       ->capture_default_str();
   cmd->add_option("--image-size", opt->image_size, "Image size (multiple of 16)")->capture_default_str();
-  cmd->add_option("--device", opt->device, "Compute device")->capture_default_str();
+  add_device_option(cmd, opt->device);
   cmd->add_option("--model", opt->model, "Weights to use (default: freshly initialised)");
   cmd->add_option("--json", opt->json, "Also write the results as JSON");
   cmd->callback([opt] { run_benchmark(*opt); });

@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "commands.h"
+#include "device_option.h"
 #include "progress.h"
 #include "unetind/atomic_file.h"
 #include "unetind/evaluation.h"
@@ -29,7 +30,7 @@ void register_evaluate(CLI::App& app) {
   cmd->add_option("--image-size", opt->image_size, "Crop/pad images to this size (multiple of 16)")->capture_default_str();
   add_threads_option(cmd, opt->threads);
   add_image_limit_option(cmd);
-  cmd->add_option("--device", opt->device, "Compute device")->capture_default_str();
+  add_device_option(cmd, opt->device);
   cmd->add_option("--precision", opt->precision, "fp32 or bf16")->capture_default_str();
   add_conv_option(cmd, opt->conv);
   cmd->callback([opt] {

@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "commands.h"
+#include "device_option.h"
 #include "progress.h"
 #include "unetind/error.h"
 #include "unetind/predict.h"
@@ -67,7 +68,7 @@ void register_predict(CLI::App& app) {
   add_image_limit_option(cmd);
   cmd->add_option("--image-size", opt->image_size, "Crop or pad every image to this size (multiple of 16)")
       ->capture_default_str();
-  cmd->add_option("--device", opt->device, "Compute device")->capture_default_str();
+  add_device_option(cmd, opt->device);
   cmd->add_option("--precision", opt->precision, "fp32 or bf16")->capture_default_str();
   add_conv_option(cmd, opt->conv);
   cmd->add_option("inputs", opt->inputs, "PNG files or directories of PNGs")->required();

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "commands.h"
+#include "device_option.h"
 #include "unetind/server.h"
 
 namespace unetind::cli {
@@ -104,7 +105,7 @@ void register_serve(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--threshold", s.threshold, "Decision threshold unless a request gives one")
       ->capture_default_str();
-  cmd->add_option("--device", s.device, "Compute device")->capture_default_str();
+  add_device_option(cmd, s.device);
   add_threads_option(cmd, s.threads);
   add_image_limit_option(cmd);
   cmd->add_option("--precision", opt->precision, "fp32 or bf16")->check(CLI::IsMember({"fp32", "bf16"}))

@@ -1,10 +1,14 @@
 // `unet-industrial train`: NVIDIA's recipe on one DAGM class (or a folder
 // data set). Ctrl-C / SIGTERM finish the step, checkpoint and exit 130 / 143.
+// Under `mpirun -np N` it is one rank of a data-parallel run.
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 
 #include "commands.h"
+#include "device_option.h"
 #include "progress.h"
+#include "unetind/data_parallel.h"
 #include "unetind/evaluation.h"
 #include "unetind/trainer.h"
 
@@ -64,7 +68,7 @@ void register_train(CLI::App& app) {
   cmd->add_option("--init-from", t.init_from,
                   "Start from these weights instead of --init: a .safetensors file or any TensorFlow checkpoint "
                   "`import` reads (NVIDIA's published model, to fine-tune)");
-  cmd->add_option("--device", t.device, "Compute device")->capture_default_str();
+  add_device_option(cmd, t.device);
   add_threads_option(cmd, t.threads);
   add_image_limit_option(cmd);
   cmd->add_option("--loader-threads", t.loader_threads, "PNG decoding threads")
@@ -89,6 +93,12 @@ void register_train(CLI::App& app) {
     t.precision = parse_precision(opt->precision);
     t.conv_algorithm = parse_conv_algorithm(opt->conv);
     t.augment = !opt->no_augment;
+
+    // Under mpirun: this process is one rank of a data-parallel run.
+    ProcessGroup group = join_process_group(t.device);
+    t.device = group.device;
+    if (t.threads == 0 && group.local_size > 1) t.threads = std::max(1, cpu_threads() / group.local_size);
+    const bool lead = !group.communicator || group.communicator->rank() == 0;
 
     std::signal(SIGINT, on_stop_signal);
     std::signal(SIGTERM, on_stop_signal);
@@ -128,17 +138,29 @@ void register_train(CLI::App& app) {
         return j;
       };
     }
-    TrainResult r = train(t, hooks, &g_stop_signal);
+    TrainResult r;
+    try {
+      r = train(t, hooks, &g_stop_signal, group.communicator.get());
+    } catch (const std::exception& e) {
+      if (!group.communicator) throw;
+      // The other ranks would wait for this one: say which failed, end them all.
+      std::fprintf(stderr, "error: rank %d of %d: %s\n", group.communicator->rank(), group.communicator->size(),
+                   e.what());
+      group.communicator->abort_group(1);
+      throw;
+    }
     std::signal(SIGINT, SIG_DFL);
     std::signal(SIGTERM, SIG_DFL);
     if (r.interrupted) {
-      std::fprintf(stderr, "\nstopped by signal %d at step %lld; checkpoint written, continue with --resume\n",
-                   r.signal, static_cast<long long>(r.step));
+      if (lead)
+        std::fprintf(stderr, "\nstopped by signal %d at step %lld; checkpoint written, continue with --resume\n",
+                     r.signal, static_cast<long long>(r.step));
       exit_code() = 128 + r.signal;
       return;
     }
-    std::printf("trained %lld steps; weights in %s/model.safetensors\n", static_cast<long long>(r.step),
-                t.out_dir.c_str());
+    if (lead)
+      std::printf("trained %lld steps; weights in %s/model.safetensors\n", static_cast<long long>(r.step),
+                  t.out_dir.c_str());
   });
 }
 

@@ -3,6 +3,7 @@
 
 #include "commands.h"
 #include "unetind/backend.h"
+#include "unetind/data_parallel.h"
 #include "unetind/error.h"
 #include "unetind/png.h"
 
@@ -46,16 +47,24 @@ void add_image_limit_option(CLI::App* cmd) {
 }  // namespace unetind::cli
 
 namespace {
+std::string joined(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& item : items) out += (out.empty() ? "" : ", ") + item;
+  return out;
+}
+
+// What was built in, and what this machine offers now.
 std::string version_text() {
-  std::string backends;
-  for (const auto& b : unetind::available_backends()) backends += (backends.empty() ? "" : ", ") + b;
-  return std::string("unet-industrial ") + UNETIND_VERSION + " (backends: " + backends + ")";
+  return std::string("unet-industrial ") + UNETIND_VERSION + "\n" +
+         "backends compiled in: " + joined(unetind::compiled_backends()) + "\n" +
+         "data parallel: " + unetind::mpi_library_version() + "\n" +
+         "devices visible now: " + joined(unetind::available_backends());
 }
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"unet-industrial: industrial surface-defect segmentation (NVIDIA UNet-Industrial / TinyUNet)"};
-  app.set_version_flag("--version", version_text());
+  app.set_version_flag("--version", version_text);
   app.require_subcommand(1);
   unetind::cli::register_init(app);
   unetind::cli::register_predict(app);

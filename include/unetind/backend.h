@@ -1,16 +1,21 @@
 // The backend boundary: a backend compiles the model graph (model.h) for one
 // input shape into an Executor, which owns its primitives, buffers and memory
-// layouts. Callers only pass plain host arrays in and out, so the model,
-// trainer and CLI never see oneDNN or CUDA.
+// layouts, or into a TrainingExecutor, which owns the training state as well.
+// Callers only pass plain host arrays in and out, so the model, trainer and
+// CLI never see oneDNN or CUDA.
 #pragma once
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "unetind/loss.h"
 #include "unetind/model.h"
+#include "unetind/optimizer.h"
 #include "unetind/tensor.h"
 
 namespace unetind {
+
+class Communicator;  // data_parallel.h
 
 // TF32: fp32 tensors, convolutions allowed to use TF32 tensor cores (CUDA;
 // the CPU backend computes it as fp32).
@@ -81,17 +86,72 @@ class Executor {
   virtual const ExecConfig& config() const = 0;
 };
 
+// What a training step computes besides the network (SPEC.md section 2):
+// the loss, weight decay and centred RMSProp.
+struct TrainingConfig {
+  LossKind loss = LossKind::Adaptive;
+  double weight_decay = 1e-5;
+  RmsPropConfig rmsprop;
+};
+
+struct StepResult {
+  double loss = 0;            // reconstruction + l2
+  double reconstruction = 0;
+  double l2 = 0;
+  LossKind branch = LossKind::Adaptive;
+};
+
+// Training with its state in the backend, in llm.c's few verbs: load the
+// parameters and the optimiser's state once; step() runs forward, the loss,
+// backward, weight decay and the RMSProp update where the backend computes
+// (on a GPU: without the host in between) and returns only the loss and its
+// parts; reading the state back is explicit, for checkpoints, evaluation and
+// the weights file.
+class TrainingExecutor {
+ public:
+  virtual ~TrainingExecutor() = default;
+
+  // params: Parameters order, HWIO kernels. optimizer_state: RmsProp::state's
+  // tensors (TF1's slot names), or empty for TF1's initial slots. Errors name
+  // the tensor that does not fit.
+  virtual void load(const std::vector<NamedTensor>& params, const std::vector<NamedTensor>& optimizer_state) = 0;
+
+  // images, masks: batch x H x W (the executor's shape). One update at
+  // learning rate `lr`. With a process group of several ranks, the
+  // gradients and the reconstruction loss are averaged over the ranks before
+  // weight decay and the update (data_parallel.h). A loss that is not finite
+  // (on any rank) throws an Error before anything is updated.
+  virtual StepResult step(const float* images, const float* masks, float lr) = 0;
+
+  // The state as load() takes it: copies, and on a GPU a transfer.
+  virtual std::vector<NamedTensor> parameters() const = 0;
+  virtual std::vector<NamedTensor> optimizer_state() const = 0;
+
+  virtual const ExecConfig& config() const = 0;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
   virtual std::string name() const = 0;  // "cpu", "cuda:0"
   virtual std::unique_ptr<Executor> compile(const Graph& graph, const ExecConfig& config) = 0;
+  // `config.training` is implied. `group` (null: this process alone) must
+  // outlive the executor.
+  virtual std::unique_ptr<TrainingExecutor> compile_training(const Graph& graph, const ExecConfig& config,
+                                                             const TrainingConfig& training, Communicator* group) = 0;
 };
 
-// "cpu" (and, when built with CUDA, "cuda" / "cuda:N"). An unknown name gives
-// an Error that lists the available devices.
+// "cpu" (and, when built with CUDA, "cuda" / "cuda:N"). A name that is not a
+// device of this build and machine gives an Error that lists the available
+// devices.
 std::unique_ptr<Backend> make_backend(const std::string& device, int threads = 0);
+// The same check without making the backend.
+void check_device(const std::string& device);
+// The devices usable now: "cpu", then "cuda:0", ... for each visible GPU.
 std::vector<std::string> available_backends();
+// The backends this build has, each with the versions of its libraries:
+// "cpu (oneDNN 2.6.3)", "cuda (CUDA runtime 12.4, cuDNN 9.1.0, NCCL 2.21.5)".
+std::vector<std::string> compiled_backends();
 
 // Compute threads for CPU backends; 0 = one per physical core available.
 // More than available_cpus(), or a negative count, is an Error: more OpenMP

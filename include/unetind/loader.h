@@ -32,10 +32,16 @@ struct LoaderConfig {
   uint64_t seed = 0;
   int threads = 2;       // worker threads decoding PNGs
   int prefetch = 4;      // batches prepared ahead of next()
+  // Data parallel: this loader delivers shard `shard` of `shards` of every
+  // batch, its samples shard, shard + shards, ... (data_parallel.h's
+  // shard_batch). `batch` stays the global batch, so the stream, its
+  // augmentation and its state are those of the whole batch on every shard.
+  int shard = 0;
+  int shards = 1;
 };
 
 struct Batch {
-  int count = 0;  // 0: the stream has ended (repeat = false)
+  int count = 0;  // samples delivered (this shard's); 0: the stream has ended (repeat = false)
   int size = 0;   // image_size
   std::vector<float> images;  // count x size x size, x/127.5 - 1 via prepare_input (model.h)
   std::vector<float> masks;   // count x size x size, mask/255 (not binarised), padding 0

@@ -26,6 +26,14 @@ struct RmsPropConfig {
   float momentum = 0.8f;
   float epsilon = 1e-10f;
   bool centered = true;
+
+  bool operator==(const RmsPropConfig&) const = default;
+};
+
+// One parameter's slots: mean square, mean gradient (centred only, else
+// empty) and momentum, each of the parameter's shape.
+struct RmsPropSlots {
+  Tensor ms, mg, mom;
 };
 
 // Per value, in float32 and in the order of TF's ApplyCenteredRMSProp kernel:
@@ -60,14 +68,17 @@ class RmsProp {
   void load_state(const std::vector<NamedTensor>& params, const std::vector<NamedTensor>& tensors,
                   const std::string& source);
 
+  // The same slots by parameter (parameters order), for a backend that keeps
+  // them in its own memory; set_slots takes them back (shapes unchecked
+  // until the next step or state()).
+  std::vector<RmsPropSlots> slots(const std::vector<NamedTensor>& params) const;
+  void set_slots(std::vector<RmsPropSlots> slots) { slots_ = std::move(slots); }
+
  private:
-  struct Slots {
-    Tensor ms, mg, mom;  // mg stays empty when not centered
-  };
-  Slots initial_slots(const Shape& shape) const;
+  RmsPropSlots initial_slots(const Shape& shape) const;
 
   RmsPropConfig config_;
-  std::vector<Slots> slots_;
+  std::vector<RmsPropSlots> slots_;
 };
 
 }  // namespace unetind

@@ -16,30 +16,26 @@
 
 namespace unetind {
 
-// One optimisation step on a batch: forward, loss, backward, weight decay,
-// RMSProp. Used by the trainer and by `benchmark --mode train`.
-struct StepResult {
-  double loss = 0;            // reconstruction + l2
-  double reconstruction = 0;
-  double l2 = 0;
-  LossKind branch = LossKind::Adaptive;
-};
-
+// One optimisation step on a batch for a caller that keeps the training
+// state itself (tests, comparisons): a TrainingExecutor that loads `params`
+// and `optimizer` before the step and reads them back after it. The trainer
+// and `benchmark --mode train` keep the state in the executor instead.
 class TrainingStep {
  public:
   TrainingStep(const ModelConfig& model, Backend& backend, int batch, int image_size, Precision precision,
                LossKind loss, double weight_decay, ConvAlgorithm conv_algorithm = ConvAlgorithm::Auto);
-  // images, masks: batch x size x size. Updates `params` and `optimizer`.
-  // Throws Error when the loss is not finite, before anything is updated.
+  // images, masks: batch x size x size. Updates `params` and `optimizer`
+  // (whose configuration the step uses). Throws Error when the loss is not
+  // finite, before anything is updated.
   StepResult run(std::vector<NamedTensor>& params, RmsProp& optimizer, const float* images, const float* masks,
                  float lr);
 
  private:
-  std::unique_ptr<Executor> exec_;
-  LossKind loss_;
-  double weight_decay_;
-  std::vector<float> logits_, dlogits_;
-  std::vector<Tensor> grads_;
+  Backend& backend_;
+  Graph graph_;
+  ExecConfig exec_config_;
+  TrainingConfig training_;
+  std::unique_ptr<TrainingExecutor> exec_;
 };
 
 // Batches the training loader prepares ahead of the step.
@@ -114,7 +110,15 @@ struct TrainResult {
 // (a signal number, set by the caller's handler) the current step finishes,
 // a checkpoint is written and the run returns interrupted. A non-finite
 // loss throws Error and keeps the last checkpoint.
-TrainResult train(const TrainOptions& options, const TrainHooks& hooks, const std::atomic<int>* stop);
+//
+// With a `group` of several ranks (data_parallel.h, join_process_group) the
+// run is data parallel: every rank calls train() with the same options, and
+// each trains on its shard of every global batch of options.batch. Rank 0
+// alone reads and writes options.out_dir and calls the hooks; the others
+// start from rank 0's state. A stop signal on any rank stops every rank
+// after the same step; a resume must use the same number of ranks.
+TrainResult train(const TrainOptions& options, const TrainHooks& hooks, const std::atomic<int>* stop,
+                  Communicator* group = nullptr);
 
 // Makes `run_dir` a run that train() with options.resume continues from
 // another trainer's state: the weights, the RMSProp slots (under the names

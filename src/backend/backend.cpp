@@ -1,4 +1,6 @@
-// Backend registry: devices by name, and the CPU thread setting.
+// Backend registry: devices by name, what the build has, and the CPU thread
+// setting.
+#include <dnnl.h>
 #include <omp.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -11,23 +13,43 @@
 #ifdef UNETIND_HAVE_CUDA
 #include "backend/cuda/cuda_executor.h"
 #endif
+#include "train/host_training.h"
 #include "unetind/backend.h"
 #include "unetind/error.h"
 
 namespace unetind {
 
 namespace {
+// A CPU executor's activations live in this process's memory: checked
+// before oneDNN allocates them.
+std::unique_ptr<Executor> compile_cpu_checked(const Graph& graph, const ExecConfig& config) {
+  check_fits_in_memory(activation_bytes_lower_bound(graph, config),
+                       std::string("a ") + (config.training ? "training" : "inference") + " executor for batch " +
+                           std::to_string(config.batch) + " at " + std::to_string(config.height) + "x" +
+                           std::to_string(config.width));
+  return cpu::compile_cpu(graph, config);
+}
+
 class CpuBackend final : public Backend {
  public:
   std::string name() const override { return "cpu"; }
   std::unique_ptr<Executor> compile(const Graph& graph, const ExecConfig& config) override {
-    check_fits_in_memory(activation_bytes_lower_bound(graph, config),
-                         std::string("a ") + (config.training ? "training" : "inference") + " executor for batch " +
-                             std::to_string(config.batch) + " at " + std::to_string(config.height) + "x" +
-                             std::to_string(config.width));
-    return cpu::compile_cpu(graph, config);
+    return compile_cpu_checked(graph, config);
+  }
+  // Host memory is the CPU's: today's host code is its training executor.
+  std::unique_ptr<TrainingExecutor> compile_training(const Graph& graph, const ExecConfig& config,
+                                                     const TrainingConfig& training, Communicator* group) override {
+    ExecConfig c = config;
+    c.training = true;
+    return make_host_training_executor(compile_cpu_checked(graph, c), training, group);
   }
 };
+
+std::string device_list() {
+  std::string names;
+  for (const auto& b : available_backends()) names += (names.empty() ? "" : ", ") + b;
+  return "available: " + names;
+}
 }  // namespace
 
 std::string to_string(Precision p) {
@@ -114,23 +136,37 @@ std::vector<std::string> available_backends() {
   return names;
 }
 
+std::vector<std::string> compiled_backends() {
+  const dnnl_version_t* v = dnnl_version();
+  std::vector<std::string> out{"cpu (oneDNN " + std::to_string(v->major) + "." + std::to_string(v->minor) + "." +
+                               std::to_string(v->patch) + ")"};
+#ifdef UNETIND_HAVE_CUDA
+  out.push_back("cuda (" + cuda::library_versions() + ")");
+#endif
+  return out;
+}
+
 std::unique_ptr<Backend> make_backend(const std::string& device, int threads) {
   if (device == "cpu") {
     set_cpu_threads(threads);
     return std::make_unique<CpuBackend>();
   }
-  if (device == "cuda" || device.starts_with("cuda:")) {
+  try {
+    if (device == "cuda" || device.starts_with("cuda:")) {
 #ifdef UNETIND_HAVE_CUDA
-    return cuda::make_cuda_backend(device);
+      return cuda::make_cuda_backend(device);
 #else
-    throw Error("device '" + device +
-                "': this build has no CUDA backend (UNETIND_WITH_CUDA=OFF, or CMake found no CUDA toolkit and cuDNN)");
+      throw Error("device '" + device +
+                  "': this build has no CUDA backend (UNETIND_WITH_CUDA=OFF, or CMake found no CUDA toolkit and cuDNN)");
 #endif
+    }
+    throw Error("unknown device '" + device + "'");
+  } catch (const Error& e) {
+    throw Error(std::string(e.what()) + " (" + device_list() + ")");
   }
-  std::string names;
-  for (const auto& b : available_backends()) names += (names.empty() ? "" : ", ") + b;
-  throw Error("unknown device '" + device + "' (available: " + names + ")");
 }
+
+void check_device(const std::string& device) { make_backend(device); }
 
 void set_cpu_threads(int threads) {
   if (threads < 0 || threads > available_cpus())

@@ -127,6 +127,10 @@ void Loader::start(uint64_t epoch, uint64_t position) {
   check_positive(config_.image_size, "image_size");
   check_positive(config_.threads, "threads");
   check_positive(config_.prefetch, "prefetch");
+  check_positive(config_.shards, "shards");
+  if (config_.shard < 0 || config_.shard >= config_.shards || config_.batch % config_.shards != 0)
+    throw Error("loader: shard " + std::to_string(config_.shard) + " of " + std::to_string(config_.shards) +
+                " of a batch of " + std::to_string(config_.batch));
   start_ = epoch * samples_.size() + position;
   delivered_end_ = start_;
   threads_.reserve(static_cast<size_t>(config_.threads));
@@ -174,14 +178,17 @@ Batch Loader::build_batch(uint64_t first, uint64_t count) const {
   const size_t n = samples_.size();
   const int size = config_.image_size;
   const size_t plane = static_cast<size_t>(size) * size;
+  const uint64_t shards = static_cast<uint64_t>(config_.shards);
+  const uint64_t shard = static_cast<uint64_t>(config_.shard);
+  const uint64_t mine = count > shard ? (count - shard + shards - 1) / shards : 0;
   Batch b;
-  b.count = static_cast<int>(count);
+  b.count = static_cast<int>(mine);
   b.size = size;
-  b.images.resize(count * plane);
-  b.masks.resize(count * plane);
+  b.images.resize(mine * plane);
+  b.masks.resize(mine * plane);
   uint64_t order_epoch = UINT64_MAX;
   std::vector<size_t> order;
-  for (uint64_t i = 0; i < count && !stopping_; ++i) {
+  for (uint64_t i = shard, j = 0; i < count && !stopping_; i += shards, ++j) {
     const uint64_t epoch = (first + i) / n;
     const uint64_t position = (first + i) % n;
     if (config_.shuffle && epoch != order_epoch) {
@@ -191,7 +198,7 @@ Batch Loader::build_batch(uint64_t first, uint64_t count) const {
     const size_t index = config_.shuffle ? order[position] : position;
     Augmentation aug;
     if (config_.augment) aug = augmentation_for(config_.seed, epoch, position);
-    load_sample(samples_[index], size, config_.augment ? &aug : nullptr, &b.images[i * plane], &b.masks[i * plane]);
+    load_sample(samples_[index], size, config_.augment ? &aug : nullptr, &b.images[j * plane], &b.masks[j * plane]);
     b.sample_indices.push_back(index);
   }
   return b;
@@ -212,7 +219,7 @@ Batch Loader::next() {
   Batch out = std::move(it->second.batch);
   slots_.erase(it);
   ++next_to_deliver_;
-  delivered_end_ = first + static_cast<uint64_t>(out.count);
+  delivered_end_ = std::min(first + static_cast<uint64_t>(config_.batch), stream_end());
   lock.unlock();
   work_cv_.notify_all();
   return out;

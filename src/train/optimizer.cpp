@@ -3,6 +3,7 @@
 #include <cmath>
 #include <map>
 
+#include "train/rmsprop_step.h"
 #include "unetind/error.h"
 
 namespace unetind {
@@ -18,11 +19,11 @@ float LrSchedule::at(int64_t step) const {
 
 RmsProp::RmsProp(RmsPropConfig config) : config_(config) {}
 
-RmsProp::Slots RmsProp::initial_slots(const Shape& shape) const {
+RmsPropSlots RmsProp::initial_slots(const Shape& shape) const {
   // TF1's RMSPropOptimizer._create_slots builds "rms" with ones_initializer, so
   // the first steps divide by about sqrt(1 - rho) instead of by |g|; "mg" and
   // "momentum" are zeros slots.
-  Slots s;
+  RmsPropSlots s;
   s.ms = Tensor(shape, 1.0f);
   if (config_.centered) s.mg = Tensor(shape, 0.0f);
   s.mom = Tensor(shape, 0.0f);
@@ -40,37 +41,35 @@ void RmsProp::step(std::vector<NamedTensor>& params, const std::vector<Tensor>& 
     throw Error("RMSProp: state holds " + std::to_string(slots_.size()) + " slots, step got " +
                 std::to_string(params.size()) + " parameters");
 
-  const float rho = config_.decay;
-  const float one_minus_rho = 1.0f - rho;
-  const float momentum = config_.momentum;
-  const float epsilon = config_.epsilon;
-  const bool centered = config_.centered;
+  const RmsPropStep update(config_, lr);
   for (size_t t = 0; t < params.size(); ++t) {
     Tensor& w = params[t].tensor;
     const Tensor& g = grads[t];
-    Slots& s = slots_[t];
+    RmsPropSlots& s = slots_[t];
     if (g.shape != w.shape || s.ms.shape != w.shape)
       throw Error("RMSProp: " + params[t].name + " has shape " + shape_to_string(w.shape) + ", its gradient " +
                   shape_to_string(g.shape) + ", its slots " + shape_to_string(s.ms.shape));
     float* wd = w.data.data();
     const float* gd = g.data.data();
     float* ms = s.ms.data.data();
-    float* mg = centered ? s.mg.data.data() : nullptr;
     float* mom = s.mom.data.data();
     const int64_t n = w.numel();
+    if (config_.centered) {
+      float* mg = s.mg.data.data();
 #pragma omp parallel for schedule(static) if (n > 16384)
-    for (int64_t i = 0; i < n; ++i) {
-      const float gi = gd[i];
-      ms[i] += (gi * gi - ms[i]) * one_minus_rho;
-      float denom = ms[i];
-      if (centered) {
-        mg[i] += (gi - mg[i]) * one_minus_rho;
-        denom -= mg[i] * mg[i];
-      }
-      mom[i] = mom[i] * momentum + (gi * lr) / std::sqrt(denom + epsilon);
-      wd[i] -= mom[i];
+      for (int64_t i = 0; i < n; ++i) update.apply<true>(wd[i], gd[i], ms[i], &mg[i], mom[i]);
+    } else {
+#pragma omp parallel for schedule(static) if (n > 16384)
+      for (int64_t i = 0; i < n; ++i) update.apply<false>(wd[i], gd[i], ms[i], nullptr, mom[i]);
     }
   }
+}
+
+std::vector<RmsPropSlots> RmsProp::slots(const std::vector<NamedTensor>& params) const {
+  if (!slots_.empty()) return slots_;
+  std::vector<RmsPropSlots> initial;
+  for (const NamedTensor& p : params) initial.push_back(initial_slots(p.tensor.shape));
+  return initial;
 }
 
 namespace {
@@ -90,7 +89,7 @@ std::vector<NamedTensor> RmsProp::state(const std::vector<NamedTensor>& params) 
                 std::to_string(params.size()) + " parameters");
   std::vector<NamedTensor> out;
   for (size_t t = 0; t < params.size(); ++t) {
-    const Slots s = slots_.empty() ? initial_slots(params[t].tensor.shape) : slots_[t];
+    const RmsPropSlots s = slots_.empty() ? initial_slots(params[t].tensor.shape) : slots_[t];
     const SlotNames names = slot_names(params[t].name, config_.centered);
     out.push_back({names.ms, s.ms});
     if (config_.centered) out.push_back({names.mg, s.mg});
@@ -111,10 +110,10 @@ void RmsProp::load_state(const std::vector<NamedTensor>& params, const std::vect
                                    ", expected " + shape_to_string(shape));
     return *it->second;
   };
-  std::vector<Slots> loaded;
+  std::vector<RmsPropSlots> loaded;
   for (const NamedTensor& p : params) {
     const SlotNames names = slot_names(p.name, config_.centered);
-    Slots s;
+    RmsPropSlots s;
     s.ms = take(names.ms, p.tensor.shape);
     if (config_.centered) s.mg = take(names.mg, p.tensor.shape);
     s.mom = take(names.mom, p.tensor.shape);

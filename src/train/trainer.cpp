@@ -12,9 +12,11 @@
 #include <fstream>
 #include <optional>
 
+#include "train/rank_agreement.h"
 #include "train/run_directory.h"
 #include "unetind/atomic_file.h"
 #include "unetind/error.h"
+#include "unetind/data_parallel.h"
 #include "unetind/loader.h"
 #include "unetind/tf_checkpoint.h"
 
@@ -91,10 +93,11 @@ class MetricsLog {
 
 bool is_optimizer_slot(const std::string& name) { return name.find("/RMSProp") != std::string::npos; }
 
-void write_checkpoint_files(const RunFiles& files, const Parameters& params, const RmsProp& optimizer, int64_t step,
-                            std::map<std::string, std::string> meta) {
+// `meta`: what this kind of checkpoint records besides the model and step.
+void write_checkpoint_files(const RunFiles& files, const Parameters& params, std::vector<NamedTensor> optimizer_state,
+                            int64_t step, std::map<std::string, std::string> meta) {
   std::vector<NamedTensor> tensors = params.tensors;
-  for (auto& slot : optimizer.state(params.tensors)) tensors.push_back(std::move(slot));
+  for (auto& slot : optimizer_state) tensors.push_back(std::move(slot));
   meta["format"] = kCheckpointFormat;
   meta["variant"] = to_string(params.config.variant);
   meta["activation"] = to_string(params.config.activation);
@@ -105,10 +108,13 @@ void write_checkpoint_files(const RunFiles& files, const Parameters& params, con
   write_safetensors(files.checkpoint, tensors, meta);
 }
 
-void save_checkpoint(const RunFiles& files, const Parameters& params, const RmsProp& optimizer, int64_t step,
-                     const LoaderState& loader_state, const TrainOptions& options) {
-  write_checkpoint_files(files, params, optimizer, step,
-                         {{"loader_state", nlohmann::json(loader_state).dump()}, {"options", to_json(options).dump()}});
+// `ranks`: the processes of a data-parallel run, which a resume must keep.
+void save_checkpoint(const RunFiles& files, const Parameters& params, std::vector<NamedTensor> optimizer_state,
+                     int64_t step, const LoaderState& loader_state, const TrainOptions& options, int ranks) {
+  write_checkpoint_files(files, params, std::move(optimizer_state), step,
+                         {{"loader_state", nlohmann::json(loader_state).dump()},
+                          {"options", to_json(options).dump()},
+                          {"ranks", std::to_string(ranks)}});
 }
 
 struct Restored {
@@ -117,7 +123,7 @@ struct Restored {
   std::optional<LoaderState> loader_state;  // none in an imported checkpoint: the stream starts afresh
 };
 
-Restored load_checkpoint(const std::string& path, const TrainOptions& options, RmsProp& optimizer) {
+Restored load_checkpoint(const std::string& path, const TrainOptions& options, int ranks, RmsProp& optimizer) {
   SafetensorsFile file = read_safetensors(path);
   auto meta = [&](const std::string& key) {
     auto it = file.metadata.find(key);
@@ -138,6 +144,15 @@ Restored load_checkpoint(const std::string& path, const TrainOptions& options, R
           throw_file_error(path, std::string("cannot resume with ") + v.key + " = " + now.at(v.key).dump() + " (" +
                                      v.flag + "): the run was started with " + saved.at(v.key).dump());
       r.loader_state = nlohmann::json::parse(meta("loader_state")).get<LoaderState>();
+      // Each rank's shard, and with it what the Dice losses average, depends
+      // on the number of ranks (a checkpoint from before data parallelism:
+      // 1). An imported checkpoint starts its data stream afresh, on any.
+      const auto saved_ranks = file.metadata.find("ranks");
+      const int started_with = saved_ranks == file.metadata.end() ? 1 : std::stoi(saved_ranks->second);
+      if (started_with != ranks)
+        throw_file_error(path, "cannot resume with " + std::to_string(ranks) +
+                                   " process(es): the run was started with " + std::to_string(started_with) +
+                                   " (mpirun -np " + std::to_string(started_with) + ")");
     }
     r.step = std::stoll(meta("step"));
   } catch (const nlohmann::json::exception& e) {
@@ -224,80 +239,122 @@ nlohmann::json to_json(const TrainOptions& o) {
           {"eval_every", o.eval_every}};
 }
 
-TrainResult train(const TrainOptions& options, const TrainHooks& hooks, const std::atomic<int>* stop) {
+TrainResult train(const TrainOptions& options, const TrainHooks& hooks, const std::atomic<int>* stop,
+                  Communicator* group) {
   check_train_options(options);
+  // Data parallel (data_parallel.h): rank 0 alone reads and writes the run
+  // directory, logs and evaluates; every rank trains on its shard of each
+  // global batch of options.batch.
+  if (group && group->size() < 2) group = nullptr;
+  const int rank = group ? group->rank() : 0, ranks = group ? group->size() : 1;
+  const bool lead = rank == 0;
+  if (ranks > 1 && options.batch % ranks != 0)
+    throw Error("--batch " + std::to_string(options.batch) + " does not split evenly over " + std::to_string(ranks) +
+                " processes: the global batch must be a multiple of mpirun -np");
   const RunFiles files(options.out_dir);
   auto message = [&](const std::string& m) {
-    if (hooks.on_message) hooks.on_message(m);
+    if (lead && hooks.on_message) hooks.on_message(m);
   };
 
   // Everything that can be refused is, before the run directory changes:
-  // the options, the data, the weights to start from, the run found there.
+  // the options, the data, the weights to start from, the run found there,
+  // the loader and the training executor.
   std::vector<Sample> samples = training_samples(options);
   if (const std::string warning = check_samples(samples); !warning.empty()) message(warning);
   std::optional<Parameters> init_weights;
-  if (!options.init_from.empty()) init_weights = load_weights(options.init_from, options.model);
+  if (lead && !options.init_from.empty()) init_weights = load_weights(options.init_from, options.model);
 
-  const RunDirectory run_directory(options.out_dir);
+  std::optional<RunDirectory> run_directory;
   RmsProp optimizer(options.rmsprop);
   Parameters params;
-  int64_t step = 0;
-  std::optional<LoaderState> loader_state;
-  const bool resuming = options.resume && fs::exists(files.checkpoint);
-  if (resuming) {
-    Restored r = load_checkpoint(files.checkpoint, options, optimizer);
-    params = std::move(r.params);
-    step = r.step;
-    loader_state = r.loader_state;
-    if (options.steps < step)
-      throw_file_error(files.checkpoint, "the run has done " + std::to_string(step) + " steps, more than --steps " +
-                                             std::to_string(options.steps) + ": give --steps above " +
-                                             std::to_string(step) + " to continue it");
-    if (options.steps == step) {
-      message("the run in " + options.out_dir + " has done its " + std::to_string(step) +
-              " steps already: nothing to do (give a larger --steps to continue it)");
-      return {step, false, 0};
+  StartState start;
+  bool resuming = false;
+  if (lead) {
+    run_directory.emplace(options.out_dir);
+    resuming = options.resume && fs::exists(files.checkpoint);
+    if (resuming) {
+      Restored r = load_checkpoint(files.checkpoint, options, ranks, optimizer);
+      params = std::move(r.params);
+      start.step = r.step;
+      if (options.steps < start.step)
+        throw_file_error(files.checkpoint, "the run has done " + std::to_string(start.step) +
+                                               " steps, more than --steps " + std::to_string(options.steps) +
+                                               ": give --steps above " + std::to_string(start.step) +
+                                               " to continue it");
+      if (r.loader_state && r.loader_state->sample_count != samples.size())
+        throw_file_error(files.checkpoint, "cannot resume with --data " + options.data_dir +
+                                               ": the run was trained on " +
+                                               std::to_string(r.loader_state->sample_count) +
+                                               " image(s), the data now has " + std::to_string(samples.size()));
+      // An imported checkpoint has no data-stream position: its stream starts afresh.
+      start.resumed = r.loader_state.has_value();
+      if (r.loader_state) start.loader_state = *r.loader_state;
+    } else {
+      if (!options.resume) refuse_to_replace_run(files, options);
+      params = init_weights ? std::move(*init_weights) : init_parameters(options.model, options.init, options.seed);
     }
   } else {
-    if (!options.resume) refuse_to_replace_run(files, options);
-    params = init_weights ? std::move(*init_weights) : init_parameters(options.model, options.init, options.seed);
+    params = init_parameters(options.model, options.init, options.seed);  // the shapes; rank 0's values follow
+  }
+  start.params = params.tensors;
+  start.optimizer_state = optimizer.state(params.tensors);
+  if (group) share_start_state(*group, start);
+  int64_t step = start.step;
+  if (step == options.steps) {
+    message("the run in " + options.out_dir + " has done its " + std::to_string(step) +
+            " steps already: nothing to do (give a larger --steps to continue it)");
+    return {step, false, 0};
   }
 
-  if (loader_state && loader_state->sample_count != samples.size())
-    throw_file_error(files.checkpoint, "cannot resume with --data " + options.data_dir + ": the run was trained on " +
-                                           std::to_string(loader_state->sample_count) + " image(s), the data now has " +
-                                           std::to_string(samples.size()));
-  const LoaderConfig loader_config{options.batch, options.image_size, options.augment, true, true,
-                                   options.seed, options.loader_threads, kTrainPrefetch};
-  std::unique_ptr<Loader> loader = loader_state ? std::make_unique<Loader>(samples, loader_config, *loader_state)
-                                                : std::make_unique<Loader>(samples, loader_config);
+  LoaderConfig loader_config{options.batch, options.image_size, options.augment, true, true,
+                             options.seed, options.loader_threads, kTrainPrefetch};
+  loader_config.shard = rank;
+  loader_config.shards = ranks;
+  std::unique_ptr<Loader> loader = start.resumed ? std::make_unique<Loader>(samples, loader_config, start.loader_state)
+                                                 : std::make_unique<Loader>(samples, loader_config);
   auto backend = make_backend(options.device, options.threads);
-  TrainingStep trainer(options.model, *backend, options.batch, options.image_size, options.precision, options.loss,
-                       options.weight_decay, options.conv_algorithm);
+  auto trainer = backend->compile_training(
+      build_graph(options.model),
+      ExecConfig{options.batch / ranks, options.image_size, options.image_size, true, options.precision,
+                 options.conv_algorithm},
+      TrainingConfig{options.loss, options.weight_decay, options.rmsprop}, group);
+  trainer->load(start.params, start.optimizer_state);
+  start = StartState{};
 
   // Valid: from here on the run directory is written.
   MetricsLog metrics(files.metrics);
-  if (resuming) {
-    metrics.resume_at(step);
-    message("resuming " + files.checkpoint + " at step " + std::to_string(step));
-    if (!options.init_from.empty()) message("--init-from " + options.init_from + " is ignored: the run resumes");
-  } else {
-    if (options.resume) message("no checkpoint in " + options.out_dir + ": starting a new run");
-    if (init_weights) message("starting from the weights in " + options.init_from);
-    for (const std::string& old : {files.model, files.checkpoint}) fs::remove(old);  // --overwrite: not mixed in
-    metrics.start_new();
+  if (lead) {
+    if (resuming) {
+      metrics.resume_at(step);
+      message("resuming " + files.checkpoint + " at step " + std::to_string(step));
+      if (!options.init_from.empty()) message("--init-from " + options.init_from + " is ignored: the run resumes");
+    } else {
+      if (options.resume) message("no checkpoint in " + options.out_dir + ": starting a new run");
+      if (!options.init_from.empty()) message("starting from the weights in " + options.init_from);
+      for (const std::string& old : {files.model, files.checkpoint}) fs::remove(old);  // --overwrite: not mixed in
+      metrics.start_new();
+    }
+    nlohmann::json config = to_json(options);
+    config["resumed_from_step"] = step;
+    config["ranks"] = ranks;
+    write_file_atomic(files.config, config.dump(2) + "\n");
   }
-  nlohmann::json config = to_json(options);
-  config["resumed_from_step"] = step;
-  write_file_atomic(files.config, config.dump(2) + "\n");
   message("training on " + std::to_string(samples.size()) + " image(s), " + std::to_string(options.steps - step) +
-          " step(s) to go");
+          " step(s) to go" + (ranks > 1 ? " on " + std::to_string(ranks) + " processes" : ""));
 
-  const bool had_checkpoint = resuming;
+  // Only rank 0 knows whether it resumed; a step above 0 says so too.
+  const bool had_checkpoint = resuming || step > 0;
   int64_t last_checkpoint = step;
+  auto current_parameters = [&] { return Parameters{options.model, trainer->parameters()}; };
+  // Rank 0 writes; every rank waits for it, so that none exits (which makes
+  // mpirun end the others) while the files are being written.
   auto checkpoint = [&] {
-    save_checkpoint(files, params, optimizer, step, loader->state(), options);
-    metrics.sync();
+    if (group) check_same_weights(*group, trainer->parameters(), step);
+    if (lead) {
+      save_checkpoint(files, current_parameters(), trainer->optimizer_state(), step, loader->state(), options, ranks);
+      metrics.sync();
+    }
+    if (group) group->barrier();
     last_checkpoint = step;
   };
 
@@ -308,7 +365,7 @@ TrainResult train(const TrainOptions& options, const TrainHooks& hooks, const st
     const float lr = options.lr.at(step);
     StepResult r;
     try {
-      r = trainer.run(params.tensors, optimizer, batch.images.data(), batch.masks.data(), lr);
+      r = trainer->step(batch.images.data(), batch.masks.data(), lr);
     } catch (const Error& e) {
       const std::string kept =
           had_checkpoint || last_checkpoint > 0
@@ -318,10 +375,10 @@ TrainResult train(const TrainOptions& options, const TrainHooks& hooks, const st
       throw Error("step " + std::to_string(step + 1) + ": " + e.what() + "; training stopped, " + kept);
     }
     ++step;
-    window_images += batch.count;
-    if (hooks.on_progress) hooks.on_progress(step, options.steps);
+    window_images += int64_t(batch.count) * ranks;
+    if (lead && hooks.on_progress) hooks.on_progress(step, options.steps);
 
-    if (step % options.display_every == 0 || step == options.steps) {
+    if (lead && (step % options.display_every == 0 || step == options.steps)) {
       const double seconds =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - window_start).count();
       StepLog log{step, r, lr, seconds > 0 ? window_images / seconds : 0};
@@ -336,15 +393,17 @@ TrainResult train(const TrainOptions& options, const TrainHooks& hooks, const st
       window_start = std::chrono::steady_clock::now();
       window_images = 0;
     }
-    if (options.eval_every > 0 && step % options.eval_every == 0 && hooks.evaluate)
-      metrics.add({{"step", step}, {"eval", hooks.evaluate(params, step)}});
+    if (lead && options.eval_every > 0 && step % options.eval_every == 0 && hooks.evaluate)
+      metrics.add({{"step", step}, {"eval", hooks.evaluate(current_parameters(), step)}});
     if (step % options.checkpoint_every == 0) checkpoint();
-    if (stop && stop->load() != 0) {
-      checkpoint();
-      return {step, true, stop->load()};
+    int signal = stop ? stop->load() : 0;
+    if (group) signal = agree_on_stop(*group, signal);
+    if (signal != 0) {
+      if (last_checkpoint != step) checkpoint();
+      return {step, true, signal};
     }
   }
-  checkpoint();
+  if (last_checkpoint != step) checkpoint();
   return {step, false, 0};
 }
 
@@ -359,7 +418,7 @@ void write_imported_checkpoint(const std::string& run_dir, const Parameters& par
   RmsProp optimizer(rmsprop);
   optimizer.load_state(params.tensors, slots, source);
   const RunDirectory run_directory(run_dir);
-  write_checkpoint_files(files, params, optimizer, step, {{"source", source}});
+  write_checkpoint_files(files, params, optimizer.state(params.tensors), step, {{"source", source}});
 }
 
 std::vector<Sample> open_split(const std::string& data_dir, int class_id, Split split) {

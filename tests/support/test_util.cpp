@@ -66,7 +66,11 @@ std::string png_declaring(uint32_t width, uint32_t height) {
 }
 
 int run_cli(const std::string& args, std::string* output) {
-  const std::string cmd = std::string(UNETIND_CLI) + " " + args + " 2>&1";
+  return run_shell(std::string(UNETIND_CLI) + " " + args, output);
+}
+
+int run_shell(const std::string& command, std::string* output) {
+  const std::string cmd = command + " 2>&1";
   FILE* pipe = popen(cmd.c_str(), "r");
   if (!pipe) return -1;
   std::string out;
@@ -78,11 +82,11 @@ int run_cli(const std::string& args, std::string* output) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-pid_t spawn_cli(const std::string& args, const std::string& log) {
-  pid_t pid = fork();
+pid_t spawn_shell(const std::string& command, const std::string& log) {
+  const pid_t pid = fork();
   if (pid == 0) {
-    const std::string cmd = std::string("exec ") + UNETIND_CLI + " " + args + " >" + log + " 2>&1";
-    execl("/bin/sh", "sh", "-c", cmd.c_str(), nullptr);
+    const std::string line = "exec " + command + " >" + log + " 2>&1";
+    execl("/bin/sh", "sh", "-c", line.c_str(), nullptr);
     _exit(127);
   }
   return pid;
@@ -92,6 +96,10 @@ int wait_exit(pid_t pid) {
   int status = 0;
   waitpid(pid, &status, 0);
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+pid_t spawn_cli(const std::string& args, const std::string& log) {
+  return spawn_shell(std::string(UNETIND_CLI) + " " + args, log);
 }
 
 int wait_exit_within(pid_t pid, double seconds) {

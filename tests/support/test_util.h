@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include <sys/types.h>
+
 #include "unetind/tensor.h"
 
 namespace unetind::test {
@@ -43,11 +45,15 @@ std::string png_declaring(uint32_t width, uint32_t height);
 // Runs the unet-industrial binary with `args`; returns its exit code and
 // fills `output` with stdout+stderr.
 int run_cli(const std::string& args, std::string* output = nullptr);
+// The same for any shell command line.
+int run_shell(const std::string& command, std::string* output = nullptr);
 
-// Launches the unet-industrial binary with `args` without waiting, its
-// stdout and stderr going to the file `log`; returns its pid.
+// Starts a shell command line without waiting, its stdout and stderr into
+// the file `log`; returns its pid (the command's own: the shell execs it).
+pid_t spawn_shell(const std::string& command, const std::string& log);
+// The same for the unet-industrial binary with `args`.
 pid_t spawn_cli(const std::string& args, const std::string& log);
-// Waits for `pid` to end: its exit code, or 128 + the signal that ended it.
+// Waits for it: its exit code, or 128 + the signal that ended it.
 int wait_exit(pid_t pid);
 // The same within `seconds`; past that it kills the process and returns -1.
 int wait_exit_within(pid_t pid, double seconds);

@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "backend/cpu/ops.h"
+#include "backend/plan.h"
 #include "unetind/error.h"
 
 namespace unetind::cpu {
@@ -20,24 +21,18 @@ bool cpu_has_avx512_core() {
 
 class CpuExecutor final : public Executor {
  public:
-  CpuExecutor(const Graph& graph, const ExecConfig& config) : graph_(graph), config_(config) {
-    check_exec_shape(graph_, config_, "cpu backend");
-    convs_.resize(graph_.convs.size());
-    for (size_t c = 0; c < convs_.size(); ++c) convs_[c].spec = graph_.convs[c];
+  CpuExecutor(const Graph& graph, const ExecConfig& config) : plan_(graph, config, "cpu backend") {
+    convs_.resize(graph.convs.size());
+    for (size_t c = 0; c < convs_.size(); ++c) convs_[c].spec = graph.convs[c];
     build_forward();
-    if (config_.training) build_backward();
+    if (config.training) build_backward();
     net_.plan({&net_.forward, &output_steps_, &net_.backward});
   }
 
   void set_parameters(const std::vector<NamedTensor>& params) override {
-    if (params.size() != 2 * convs_.size())
-      throw Error("cpu backend: expected " + std::to_string(2 * convs_.size()) + " parameter tensors, got " +
-                  std::to_string(params.size()));
+    plan_.check_parameters(params);
     for (size_t c = 0; c < convs_.size(); ++c) {
       ConvLayer& layer = convs_[c];
-      const ConvSpec& s = layer.spec;
-      check_shape(params[2 * c], {s.kernel, s.kernel, s.in_channels, s.out_channels});
-      check_shape(params[2 * c + 1], {s.out_channels});
       layer.user_weights.set_data_handle(const_cast<float*>(params[2 * c].tensor.data.data()));
       layer.user_bias.set_data_handle(const_cast<float*>(params[2 * c + 1].tensor.data.data()));
       net_.run(layer.load_steps);
@@ -53,109 +48,101 @@ class CpuExecutor final : public Executor {
   }
 
   void backward(const float* dlogits, std::vector<Tensor>& grads) override {
-    if (!config_.training) throw Error("cpu backend: backward() on an executor compiled for inference");
+    if (!config().training) throw Error("cpu backend: backward() on an executor compiled for inference");
     user_dlogits_.set_data_handle(const_cast<float*>(dlogits));
     net_.run(net_.backward);
-    grads.resize(2 * convs_.size());
+    plan_.shape_gradients(grads);
     for (size_t c = 0; c < convs_.size(); ++c) {
+      if (!plan_.conv_reached(int(c))) continue;
       ConvLayer& layer = convs_[c];
-      const ConvSpec& s = layer.spec;
-      if (grads[2 * c].shape != Shape{s.kernel, s.kernel, s.in_channels, s.out_channels})
-        grads[2 * c] = Tensor({s.kernel, s.kernel, s.in_channels, s.out_channels});
-      if (grads[2 * c + 1].shape != Shape{s.out_channels}) grads[2 * c + 1] = Tensor({s.out_channels});
-      if (layer.grad_steps.empty()) {  // a convolution that does not reach the output
-        std::fill(grads[2 * c].data.begin(), grads[2 * c].data.end(), 0.0f);
-        std::fill(grads[2 * c + 1].data.begin(), grads[2 * c + 1].data.end(), 0.0f);
-        continue;
-      }
       layer.user_diff_weights.set_data_handle(grads[2 * c].data.data());
       layer.user_diff_bias.set_data_handle(grads[2 * c + 1].data.data());
       net_.run(layer.grad_steps);
     }
   }
 
-  const ExecConfig& config() const override { return config_; }
+  const ExecConfig& config() const override { return plan_.config(); }
   const Net& net() const { return net_; }
 
  private:
-  static void check_shape(const NamedTensor& t, const Shape& expected) {
-    if (t.tensor.shape != expected)
-      throw Error("cpu backend: parameter '" + t.name + "' has shape " + shape_to_string(t.tensor.shape) +
-                  ", expected " + shape_to_string(expected));
-  }
-
   memory::dims output_dims() const {
-    const Node& out = graph_.nodes[graph_.output];
-    return {config_.batch, out.channels, height_of(out), width_of(out)};
+    const NodeSize& out = plan_.output_size();
+    return {config().batch, out.channels, out.height, out.width};
   }
-  int height_of(const Node& node) const { return config_.height * graph_.nodes[0].scale / node.scale; }
-  int width_of(const Node& node) const { return config_.width * graph_.nodes[0].scale / node.scale; }
 
   void build_forward() {
-    const int n = config_.batch;
-    const dt act = config_.precision == Precision::BF16 ? dt::bf16 : dt::f32;
+    const Graph& graph = plan_.graph();
+    const ExecConfig& config = plan_.config();
+    const int n = config.batch;
+    const dt act = config.precision == Precision::BF16 ? dt::bf16 : dt::f32;
     // oneDNN's Winograd kernels are fp32 and AVX-512 only. Elsewhere the
     // blocked layout they want would push the direct kernels onto slow paths.
-    const bool winograd = config_.conv_algorithm == ConvAlgorithm::Auto && act == dt::f32 && cpu_has_avx512_core();
-    user_input_ = user_memory(net_, {n, graph_.nodes[0].channels, config_.height, config_.width}, tag::nhwc);
-    outs_.assign(graph_.nodes.size(), memory());
-    pools_.resize(graph_.nodes.size());
-    upsamples_.resize(graph_.nodes.size());
+    const bool winograd = config.conv_algorithm == ConvAlgorithm::Auto && act == dt::f32 && cpu_has_avx512_core();
+    user_input_ = user_memory(net_, {n, graph.nodes[0].channels, config.height, config.width}, tag::nhwc);
+    outs_.assign(graph.nodes.size(), memory());
+    pools_.resize(graph.nodes.size());
+    upsamples_.resize(graph.nodes.size());
     outs_[0] = user_input_;
-    for (size_t i = 1; i < graph_.nodes.size(); ++i) {
-      const Node& node = graph_.nodes[i];
+    for (size_t i = 1; i < graph.nodes.size(); ++i) {
+      const Node& node = graph.nodes[i];
       const memory& in = outs_[node.inputs[0]];
       switch (node.kind) {
         case OpKind::Conv2d: {
           // The logits stay fp32 whatever the compute precision.
-          const dt dst_type = static_cast<int>(i) == graph_.output ? dt::f32 : act;
-          outs_[i] = conv_forward(net_, convs_[node.conv], in, n, height_of(node), width_of(node), act, dst_type,
-                                  config_.training, winograd);
+          const dt dst_type = static_cast<int>(i) == graph.output ? dt::f32 : act;
+          const NodeSize& size = plan_.size(int(i));
+          outs_[i] = conv_forward(net_, convs_[node.conv], in, n, size.height, size.width, act, dst_type,
+                                  config.training, winograd);
           break;
         }
-        case OpKind::MaxPool2x2: outs_[i] = pool_forward(net_, pools_[i], in, config_.training); break;
-        case OpKind::Upsample2x: outs_[i] = upsample_forward(net_, upsamples_[i], in, config_.training); break;
+        case OpKind::MaxPool2x2: outs_[i] = pool_forward(net_, pools_[i], in, config.training); break;
+        case OpKind::Upsample2x: outs_[i] = upsample_forward(net_, upsamples_[i], in, config.training); break;
         case OpKind::Concat: outs_[i] = concat_forward(net_, in, outs_[node.inputs[1]]); break;
         case OpKind::Input: throw Error("cpu backend: graph has a second input node");
       }
     }
     user_output_ = user_memory(net_, output_dims(), tag::nhwc);
-    const memory& logits = outs_[graph_.output];
+    const memory& logits = outs_[graph.output];
     output_steps_.push_back(reorder_step(logits, user_output_));
     append_sigmoid(net_, sigmoid_steps_, user_output_);
   }
 
+  // The plan's schedule: the first contribution to a node's gradient is that
+  // memory itself, later ones are added to it.
   void build_backward() {
-    std::vector<std::optional<memory>> diffs(graph_.nodes.size());
-    auto contribute = [&](int node, const memory& grad) {
-      if (node == 0) return;  // the input needs no gradient
-      if (!diffs[node]) {
-        diffs[node] = grad;
-      } else {
-        accumulate(net_, *diffs[node], grad);  // a skip tensor feeds both a pool and a concat
-      }
+    const Graph& graph = plan_.graph();
+    std::vector<memory> diffs(graph.nodes.size());
+    auto contribute = [&](const GradientTarget& to, const memory& grad) {
+      if (!to.needed()) return;
+      if (to.accumulate)
+        accumulate(net_, diffs[to.node], grad);
+      else
+        diffs[to.node] = grad;
     };
     user_dlogits_ = user_memory(net_, output_dims(), tag::nhwc);
-    diffs[graph_.output] = user_dlogits_;
+    diffs[graph.output] = user_dlogits_;
 
-    for (size_t i = graph_.nodes.size() - 1; i >= 1; --i) {
-      const Node& node = graph_.nodes[i];
-      if (!diffs[i]) continue;  // does not reach the output: no gradient flows through it
-      const memory& diff = *diffs[i];
-      const int in = node.inputs[0];
+    for (const BackwardStep& step : plan_.backward()) {
+      const int i = step.node;
+      const Node& node = graph.nodes[i];
+      const memory& diff = diffs[i];
       switch (node.kind) {
         case OpKind::Conv2d: {
-          auto diff_src = conv_backward(net_, convs_[node.conv], diff, in != 0);
-          if (diff_src) contribute(in, *diff_src);
+          auto diff_src = conv_backward(net_, convs_[node.conv], diff, step.to[0].needed());
+          if (diff_src) contribute(step.to[0], *diff_src);
           break;
         }
-        case OpKind::MaxPool2x2: contribute(in, pool_backward(net_, pools_[i], diff)); break;
-        case OpKind::Upsample2x: contribute(in, upsample_backward(net_, upsamples_[i], diff)); break;
+        case OpKind::MaxPool2x2:
+          if (step.to[0].needed()) contribute(step.to[0], pool_backward(net_, pools_[i], diff));
+          break;
+        case OpKind::Upsample2x:
+          if (step.to[0].needed()) contribute(step.to[0], upsample_backward(net_, upsamples_[i], diff));
+          break;
         case OpKind::Concat: {
-          const int skip = node.inputs[1];
-          auto [da, db] = concat_backward(net_, diff, outs_[i].get_desc(), outs_[in].get_desc(), outs_[skip].get_desc());
-          contribute(in, da);
-          contribute(skip, db);
+          auto [da, db] = concat_backward(net_, diff, outs_[i].get_desc(), outs_[node.inputs[0]].get_desc(),
+                                          outs_[node.inputs[1]].get_desc());
+          contribute(step.to[0], da);
+          contribute(step.to[1], db);
           break;
         }
         case OpKind::Input: break;
@@ -163,8 +150,7 @@ class CpuExecutor final : public Executor {
     }
   }
 
-  Graph graph_;
-  ExecConfig config_;
+  ExecPlan plan_;
   Net net_;
   std::vector<ConvLayer> convs_;
   std::vector<PoolLayer> pools_;          // indexed by node

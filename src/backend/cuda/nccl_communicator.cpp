@@ -1,6 +1,6 @@
-// The NCCL communicator of data_parallel.h: gradients cross the boundary as
-// host tensors, are packed into one device buffer and averaged in a single
-// ncclAllReduce (ncclAvg) on the rank's GPU.
+// The NCCL communicator of data_parallel.h: device memory is averaged in place
+// by ncclAllReduce (ncclAvg) on the rank's GPU; host memory goes through a
+// device buffer first.
 #include <nccl.h>
 
 #include <cstring>
@@ -38,48 +38,67 @@ class NcclCommunicator final : public Communicator {
   int rank() const override { return rank_; }
   int size() const override { return ranks_; }
 
-  void all_reduce_mean(std::vector<Tensor>& tensors) override {
-    size_t count = 0;
-    for (const Tensor& t : tensors) count += t.data.size();
+  void all_reduce_mean(float* data, size_t count) override {
+    if (count == 0) return;
+    stage_in(data, count * sizeof(float));
+    all_reduce_mean_device(static_cast<float*>(buffer_), count);
+    stage_out(data, count * sizeof(float));
+  }
+
+  bool reduces_device_memory() const override { return true; }
+
+  void all_reduce_mean_device(float* data, size_t count) override {
     if (count == 0) return;
     UNETIND_CUDA_CHECK(cudaSetDevice(device_));
-    reserve(count);
-    size_t offset = 0;
-    for (const Tensor& t : tensors) {
-      std::memcpy(host_ + offset, t.data.data(), t.data.size() * sizeof(float));
-      offset += t.data.size();
-    }
-    UNETIND_CUDA_CHECK(cudaMemcpyAsync(buffer_, host_, count * sizeof(float), cudaMemcpyHostToDevice, stream_));
-    UNETIND_NCCL_CHECK(ncclAllReduce(buffer_, buffer_, count, ncclFloat, ncclAvg, comm_, stream_));
-    UNETIND_CUDA_CHECK(cudaMemcpyAsync(host_, buffer_, count * sizeof(float), cudaMemcpyDeviceToHost, stream_));
+    UNETIND_NCCL_CHECK(ncclAllReduce(data, data, count, ncclFloat, ncclAvg, comm_, stream_));
     UNETIND_CUDA_CHECK(cudaStreamSynchronize(stream_));
-    offset = 0;
-    for (Tensor& t : tensors) {
-      std::memcpy(t.data.data(), host_ + offset, t.data.size() * sizeof(float));
-      offset += t.data.size();
-    }
+  }
+
+  void broadcast(void* data, size_t bytes, int root) override {
+    if (bytes == 0) return;
+    stage_in(data, bytes);
+    UNETIND_NCCL_CHECK(ncclBroadcast(buffer_, buffer_, bytes, ncclChar, root, comm_, stream_));
+    stage_out(data, bytes);
+  }
+
+  void barrier() override {
+    float token = 0.0f;
+    all_reduce_mean(&token, 1);
   }
 
  private:
-  // Pinned staging and the device buffer, grown to the largest reduction.
-  void reserve(size_t count) {
-    if (count <= capacity_) return;
+  // Host memory to the device buffer and back, through pinned staging; both
+  // grow to the largest collective.
+  void stage_in(const void* data, size_t bytes) {
+    UNETIND_CUDA_CHECK(cudaSetDevice(device_));
+    reserve(bytes);
+    std::memcpy(host_, data, bytes);
+    UNETIND_CUDA_CHECK(cudaMemcpyAsync(buffer_, host_, bytes, cudaMemcpyHostToDevice, stream_));
+  }
+  void stage_out(void* data, size_t bytes) {
+    UNETIND_CUDA_CHECK(cudaMemcpyAsync(host_, buffer_, bytes, cudaMemcpyDeviceToHost, stream_));
+    UNETIND_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    std::memcpy(data, host_, bytes);
+  }
+
+  void reserve(size_t bytes) {
+    if (bytes <= capacity_) return;
     if (buffer_) UNETIND_CUDA_CHECK(cudaFree(buffer_));
     if (host_) UNETIND_CUDA_CHECK(cudaFreeHost(host_));
     buffer_ = nullptr;
     host_ = nullptr;
     capacity_ = 0;
-    UNETIND_CUDA_CHECK(cudaMalloc(&buffer_, count * sizeof(float)));
-    UNETIND_CUDA_CHECK(cudaMallocHost(&host_, count * sizeof(float)));
-    capacity_ = count;
+    UNETIND_CUDA_CHECK(cudaMalloc(&buffer_, bytes));
+    UNETIND_CUDA_CHECK(cudaMallocHost(&host_, bytes));
+    capacity_ = bytes;
   }
 
   ncclComm_t comm_;
   int rank_, ranks_, device_;
   cudaStream_t stream_ = nullptr;
-  float* buffer_ = nullptr;
-  float* host_ = nullptr;
-  size_t capacity_ = 0;
+  void* buffer_ = nullptr;
+  void* host_ = nullptr;
+  size_t capacity_ = 0;  // bytes
 };
 
 }  // namespace

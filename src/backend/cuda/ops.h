@@ -4,6 +4,8 @@
 // gradient, true adds to it (a skip tensor feeds both a pool and a concat).
 #pragma once
 #include "backend/cuda/common.h"
+#include "train/loss_terms.h"
+#include "train/rmsprop_step.h"
 #include "unetind/model.h"
 
 namespace unetind::cuda {
@@ -76,5 +78,35 @@ void bias_activation_forward(const Context& ctx, float* data, const float* bias,
 void activation_backward(const Context& ctx, const float* dst, const float* diff_dst, float* diff_pre, int64_t count,
                          Activation act);
 void sigmoid_forward(const Context& ctx, const float* src, float* dst, int64_t count);
+
+// --- training.cu: the loss with its gradient, and weight decay with the
+// centred-RMSProp update, on the device (the arithmetic of loss.cpp and
+// optimizer.cpp, shared through train/loss_terms.h and train/rmsprop_step.h;
+// compiled without FMA contraction, so that it rounds as the host code does).
+// Sums are taken per block over fixed ranges and added in block order: the
+// same bits on every run.
+constexpr int kReductionBlocks = 1024;
+// The device scratch a reduction needs: kReductionBlocks partial sums.
+constexpr int64_t kReductionScratchBytes = kReductionBlocks * int64_t(sizeof(loss_terms::Sums));
+
+// What the loss kernels leave on the device for the update and the host.
+struct LossState {
+  loss_terms::Coefficients coefficients;  // the loss, the branch taken and the gradient's factors
+  double sum_of_squares;                  // of the parameters before the update: weight decay's l2
+  // The reconstruction loss the update goes by (after an all-reduce: the
+  // ranks' mean): where it is not finite, the update leaves every value.
+  float gate;
+};
+
+// logits, labels: n values; writes dlogits and state->coefficients and
+// state->gate. scratch: kReductionScratchBytes.
+void loss_forward_backward(const Context& ctx, LossKind kind, const float* logits, const float* labels, int64_t n,
+                           float* dlogits, void* scratch, LossState* state);
+// state->sum_of_squares of `values`.
+void sum_of_squares(const Context& ctx, const float* values, int64_t n, void* scratch, LossState* state);
+// Per value: g += weight_decay * w (TF's l2 gradient), then RMSProp on w, ms,
+// mg (centred only; may be null otherwise) and mom, unless the gate says no.
+void weight_decay_rmsprop(const Context& ctx, float* w, const float* g, float* ms, float* mg, float* mom, int64_t n,
+                          const RmsPropStep& step, bool centered, float weight_decay, const LossState* state);
 
 }  // namespace unetind::cuda
