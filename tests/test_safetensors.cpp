@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -88,9 +90,10 @@ TEST_F(SafetensorsTest, RoundTripsExactlyWithMetadata) {
     EXPECT_EQ(file.tensors[i].name, tensors[i].name);  // written order is file order
     EXPECT_EQ(file.tensors[i].tensor.shape, tensors[i].tensor.shape);
     ASSERT_EQ(file.tensors[i].tensor.data.size(), tensors[i].tensor.data.size());
-    EXPECT_EQ(std::memcmp(file.tensors[i].tensor.data.data(), tensors[i].tensor.data.data(),
-                          tensors[i].tensor.data.size() * sizeof(float)),
-              0)
+    // Bit for bit (-0 and inf too); an empty tensor has no buffer to memcmp.
+    const auto same_bits = [](float a, float b) { return std::bit_cast<uint32_t>(a) == std::bit_cast<uint32_t>(b); };
+    EXPECT_TRUE(std::equal(file.tensors[i].tensor.data.begin(), file.tensors[i].tensor.data.end(),
+                           tensors[i].tensor.data.begin(), same_bits))
         << tensors[i].name;
   }
   ASSERT_NE(file.find("conv1.bias"), nullptr);
