@@ -20,10 +20,25 @@ BUILD_DEPS  := cmake ninja-build g++ pkg-config libdnnl-dev ocl-icd-opencl-dev l
 # tests run on pytest and NumPy.
 TEST_DEPS   := curl python3 python3-venv chromium imagemagick python3-pil python3-numpy python3-pytest
 BENCH_DEPS  := libtorch-dev
+# `make fuzz`: libFuzzer comes with clang's runtime; clang's OpenMP is libomp.
+FUZZ_DEPS   := clang-14 libclang-rt-14-dev libomp-14-dev python3
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 CLI         := $(BUILD_DIR)/bin/unet-industrial
 
-.PHONY: all deps test-deps build test check-pip-install demo bench bench-peers clean
+# The checking builds (docs/reliability.md), each in its own directory and
+# without CUDA: `make test-sanitize` runs the suite under AddressSanitizer and
+# UndefinedBehaviorSanitizer; `make fuzz [FUZZ_SECONDS=N] [FUZZERS="png npy"]`
+# builds tests/fuzz's harnesses with clang and runs each for N seconds.
+SANITIZE_DIR ?= build-sanitize
+FUZZ_DIR     ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZERS      ?=
+# Any report fails the test that met it; leaks are reported at exit.
+SANITIZE_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1:check_initialization_order=1 \
+                UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+                LSAN_OPTIONS=suppressions=$(CURDIR)/tests/sanitize/lsan.supp:print_suppressions=0
+
+.PHONY: all deps test-deps build test check-pip-install demo bench bench-peers clean test-sanitize fuzz
 
 all: build
 
@@ -58,6 +73,18 @@ test: test-deps build
 check-pip-install: test-deps build
 	CMAKE_BUILD_PARALLEL_LEVEL=$(JOBS) python3 scripts/check_pip_install.py $(BUILD_DIR) .
 
+test-sanitize: test-deps deps
+	cmake -S . -B $(SANITIZE_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DUNETIND_SANITIZE=ON -DUNETIND_WITH_CUDA=OFF
+	cmake --build $(SANITIZE_DIR) -j $(JOBS)
+	cd $(SANITIZE_DIR) && $(SANITIZE_ENV) ctest --output-on-failure -j $(JOBS) --timeout 1800
+
+fuzz: deps
+	$(call install_missing,$(FUZZ_DEPS))
+	cmake -S . -B $(FUZZ_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++-14 \
+	  -DUNETIND_FUZZ=ON -DUNETIND_WITH_CUDA=OFF -DUNETIND_WITH_ONNX=OFF
+	cmake --build $(FUZZ_DIR) -j $(JOBS) --target fuzzers
+	tests/fuzz/run_fuzzers.sh $(FUZZ_DIR) $(FUZZ_SECONDS) $(FUZZERS)
+
 demo: build
 	$(CLI) demo
 
@@ -80,4 +107,4 @@ bench-peers: build
 	$(PEERS_VENV)/bin/python bench/peers.py --cli $(CLI) --json $(BUILD_DIR)/peers.json $(PEERS_ARGS)
 
 clean:
-	rm -rf $(BUILD_DIR)
+	rm -rf $(BUILD_DIR) $(SANITIZE_DIR) $(FUZZ_DIR)

@@ -9,6 +9,7 @@
 #include <array>
 #include <csetjmp>
 #include <filesystem>
+#include <functional>
 #include <random>
 #include <set>
 #include <string>
@@ -331,6 +332,25 @@ TEST_F(PngTest, RejectsCrcErrors) {
   bad[idat + 4 + 10] ^= 0x10;
   write_file_atomic(p, bad);
   expect_error_naming(p, [&] { read_png_gray(p); });
+}
+
+TEST_F(PngTest, ThePixelLimitIsCheckedFromTheHeaderAndCanBeChanged) {
+  const std::string p = path("huge.png");
+  write_file_atomic(p, test::png_declaring(100000, 100000));
+  int w, h;
+  for (const auto& read : std::vector<std::function<void()>>{[&] { read_png_gray(p); }, [&] { read_png_size(p, w, h); },
+                                                            [&] { decode_png_gray(read_file(p), p); }})
+    expect_error_naming(p, read, "image is 100000x100000 pixels, more than the limit of 67108864");
+
+  EXPECT_EQ(max_image_pixels(), kMaxImagePixels);
+  const std::string small = path("small.png");
+  write_png_gray8(small, 30, 20, random_bytes(600, 6));
+  set_max_image_pixels(599);
+  expect_error_naming(small, [&] { read_png_gray(small); }, "image is 30x20 pixels, more than the limit of 599");
+  set_max_image_pixels(600);
+  EXPECT_EQ(read_png_gray(small).pixels.size(), 600u);
+  EXPECT_THROW(set_max_image_pixels(0), Error);
+  set_max_image_pixels(kMaxImagePixels);
 }
 
 TEST_F(PngTest, ReadsRealDagmImages) {

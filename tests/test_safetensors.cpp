@@ -3,14 +3,18 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <limits>
+#include <map>
 #include <string>
 
 #include "unetind/atomic_file.h"
 #include "unetind/error.h"
+#include "test_util.h"
 #include "unetind/safetensors.h"
 
 namespace fs = std::filesystem;
@@ -86,9 +90,10 @@ TEST_F(SafetensorsTest, RoundTripsExactlyWithMetadata) {
     EXPECT_EQ(file.tensors[i].name, tensors[i].name);  // written order is file order
     EXPECT_EQ(file.tensors[i].tensor.shape, tensors[i].tensor.shape);
     ASSERT_EQ(file.tensors[i].tensor.data.size(), tensors[i].tensor.data.size());
-    EXPECT_EQ(std::memcmp(file.tensors[i].tensor.data.data(), tensors[i].tensor.data.data(),
-                          tensors[i].tensor.data.size() * sizeof(float)),
-              0)
+    // Bit for bit (-0 and inf too); an empty tensor has no buffer to memcmp.
+    const auto same_bits = [](float a, float b) { return std::bit_cast<uint32_t>(a) == std::bit_cast<uint32_t>(b); };
+    EXPECT_TRUE(std::equal(file.tensors[i].tensor.data.begin(), file.tensors[i].tensor.data.end(),
+                           tensors[i].tensor.data.begin(), same_bits))
         << tensors[i].name;
   }
   ASSERT_NE(file.find("conv1.bias"), nullptr);
@@ -150,6 +155,19 @@ TEST_F(SafetensorsTest, ReadsIndependentFixture) {
   const Tensor& bf16 = file.tensors[2].tensor;
   EXPECT_EQ(bf16.shape, Shape({4}));
   EXPECT_EQ(bf16.data, std::vector<float>({1.0f, -2.0f, 3.140625f, -0.0078125f}));
+
+  // Read as float32, but the file's own dtypes are kept.
+  EXPECT_EQ(file.stored_dtypes, (std::map<std::string, std::string>{
+                                    {"weights_f16", "F16"}, {"bias_f32", "F32"}, {"scale_bf16", "BF16"}}));
+}
+
+TEST_F(SafetensorsTest, InspectShowsTheStoredDtypes) {
+  std::string out;
+  ASSERT_EQ(test::run_cli("inspect " + std::string(UNETIND_TEST_DATA_DIR) + "/mixed_dtypes.safetensors", &out), 0)
+      << out;
+  EXPECT_NE(out.find("weights_f16\tF16\t[2, 4]"), std::string::npos) << out;
+  EXPECT_NE(out.find("scale_bf16\tBF16\t[4]"), std::string::npos) << out;
+  EXPECT_NE(out.find("bias_f32\tF32\t[2, 3]"), std::string::npos) << out;
 }
 
 TEST_F(SafetensorsTest, RejectsMissingFile) { expect_read_error(path("absent.safetensors"), {}); }
@@ -163,11 +181,13 @@ TEST_F(SafetensorsTest, RejectsHeaderLengthPastEnd) {
   std::string bytes = file_bytes("{}", "");
   bytes[0] = 3;  // claims a 3-byte header, but only 2 follow
   write_file_atomic(path("long.safetensors"), bytes);
-  expect_read_error(path("long.safetensors"), {"exceeds the file size"});
+  // The message compares like with like: the header's length with what
+  // follows the 8 bytes that hold it (not with the whole file's size).
+  expect_read_error(path("long.safetensors"), {"the header is 3 bytes long, but only 2 bytes follow"});
   bytes[0] = 0;
   bytes[7] = '\xff';  // a huge length must not wrap around
   write_file_atomic(path("huge.safetensors"), bytes);
-  expect_read_error(path("huge.safetensors"), {"exceeds the file size"});
+  expect_read_error(path("huge.safetensors"), {"bytes long, but only 2 bytes follow"});
 }
 
 TEST_F(SafetensorsTest, RejectsInvalidJson) { expect_rejected("{\"w\": {\"dtype\": ", "", {"not valid JSON"}); }

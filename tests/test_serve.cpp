@@ -245,6 +245,9 @@ TEST(Serve, BadRequestsGetTheir4xxAndTheServerGoesOn) {
       {"/v2/models/m/infer", std::string(1500000, ' '), "application/json", 413, "limit"},
       {"/v1/models/m/inspect", "GIF89a...", "image/gif", 400, "not an image in a format read here"},
       {"/v1/models/m/inspect", "", "image/png", 400, "empty"},
+      // A few bytes that declare 10^10 pixels: refused from the header.
+      {"/v1/models/m/inspect", test::png_declaring(100000, 100000), "image/png", 400,
+       "the request body: image is 100000x100000 pixels, more than the limit"},
   };
   for (const Case& k : cases) {
     auto res = c.Post(k.path.c_str(), k.body, k.content_type.c_str());
@@ -262,7 +265,7 @@ TEST(Serve, BadRequestsGetTheir4xxAndTheServerGoesOn) {
 
   const std::string metrics = c.Get("/metrics")->body;
   EXPECT_EQ(metric(metrics, "nv_inference_request_success", "m"), 1);
-  EXPECT_EQ(metric(metrics, "nv_inference_request_failure", "m"), 6);  // all but the unknown model's
+  EXPECT_EQ(metric(metrics, "nv_inference_request_failure", "m"), 7);  // all but the unknown model's
 }
 
 TEST(Serve, ConcurrentRequestsShareForwardPasses) {

@@ -138,6 +138,10 @@ TEST(ServeCli, StartUpErrorsNameTheirCause) {
   EXPECT_NE(log.find("missing.safetensors"), std::string::npos) << log;
   EXPECT_NE(test::run_cli("serve --port 0 --model m=" + f.model + " --threshold 1.5", &log), 0);
   EXPECT_NE(log.find("--threshold"), std::string::npos) << log;
+  // A batch that cannot fit is refused at start, not at the first full batch.
+  EXPECT_EQ(test::run_cli("serve --port 0 --model m=" + f.model + " --max-batch 100000", &log), 1);
+  EXPECT_NE(log.find("inference on a batch of 100000 at image size"), std::string::npos) << log;
+  EXPECT_NE(log.find("GB of memory, but this process may use"), std::string::npos) << log;
 
   test::ServeProcess first(f.serve_args(), f.dir.str("first.log"));
   EXPECT_EQ(test::run_cli("serve --port " + std::to_string(first.port()) + " --model m=" + f.model, &log), 1);

@@ -542,6 +542,20 @@ TEST(TfCli, ImportWritesWhatLoadParametersReads) {
   EXPECT_FALSE(fs::exists(tmp.str("w2.safetensors")));
 }
 
+TEST(TfCli, ImportRefusesToWriteOverItsInput) {
+  TempDir tmp;
+  write_nvidia_checkpoint(test_parameters(), tmp.str("model.ckpt-2500"), "module/");
+  for (const std::string part : {".index", ".data-00000-of-00001"}) {
+    const std::string input = tmp.str("model.ckpt-2500" + part);
+    const std::string before = read_file(input);
+    std::string out;
+    EXPECT_EQ(test::run_cli("import --tf-checkpoint " + tmp.str("model.ckpt-2500") + " --out " + input, &out), 1)
+        << out;
+    EXPECT_NE(out.find("is also an input"), std::string::npos) << out;
+    EXPECT_EQ(read_file(input), before) << input;
+  }
+}
+
 TEST(TfCli, ImportedCheckpointPredictsExactlyAsTheSafetensors) {
   const Parameters params = test_parameters();
   TempDir tmp;

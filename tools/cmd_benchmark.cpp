@@ -48,21 +48,18 @@ double peak_rss_mb() {
 }
 
 void run_benchmark(const Options& opt) {
-  if (opt.iters < 1 || opt.warmup < 0 || opt.batch < 1) throw Error("--iters and --batch must be at least 1");
   check_image_size(opt.image_size);
   const bool train = opt.mode == "train";
   const Precision precision = inference_precision(opt.precision, opt.device);
   Parameters params = opt.model.empty() ? init_parameters({}, Initializer::HeNormal, 0) : load_parameters(opt.model);
+  if (!opt.json.empty() && !opt.model.empty()) check_output_is_not_input(opt.json, {opt.model});
   const Graph graph = build_graph(params.config);
   const size_t pixels = static_cast<size_t>(opt.image_size) * opt.image_size;
 
-  // Synthetic input, as the reference's benchmarks: noise images, blob masks.
-  std::vector<float> images(opt.batch * pixels), masks(opt.batch * pixels), out(opt.batch * pixels);
-  uint32_t state = 12345;
-  for (float& v : images) v = ((state = state * 1664525u + 1013904223u) >> 8) * (2.0f / 16777216.0f) - 1.0f;
-  for (size_t i = 0; i < masks.size(); ++i) masks[i] = (i % pixels) < pixels / 16 ? 1.0f : 0.0f;
-
+  // The executor first: it refuses a batch or size that cannot fit before
+  // the input arrays below are allocated.
   auto backend = make_backend(opt.device, opt.threads);
+  std::vector<float> images, masks, out;
   std::function<void()> iteration;
   std::unique_ptr<Predictor> predictor;
   std::unique_ptr<TrainingExecutor> trainer;
@@ -84,8 +81,17 @@ void run_benchmark(const Options& opt) {
     }
     predictor = std::make_unique<Predictor>(params, std::move(backend), opt.image_size, precision,
                                             parse_conv_algorithm(opt.conv));
+    predictor->check_memory(opt.batch);
     iteration = [&] { predictor->run(images.data(), opt.batch, out.data()); };
   }
+
+  // Synthetic input, as the reference's benchmarks: noise images, blob masks.
+  images.resize(opt.batch * pixels);
+  masks.resize(opt.batch * pixels);
+  out.resize(opt.batch * pixels);
+  uint32_t state = 12345;
+  for (float& v : images) v = ((state = state * 1664525u + 1013904223u) >> 8) * (2.0f / 16777216.0f) - 1.0f;
+  for (size_t i = 0; i < masks.size(); ++i) masks[i] = (i % pixels) < pixels / 16 ? 1.0f : 0.0f;
 
   for (int i = 0; i < opt.warmup; ++i) iteration();
   std::vector<double> ms;
@@ -129,12 +135,14 @@ void register_benchmark(CLI::App& app) {
   auto opt = std::make_shared<Options>();
   CLI::App* cmd = app.add_subcommand("benchmark", "Measure training or inference speed on synthetic input");
   cmd->add_option("--mode", opt->mode, "train or infer")->check(CLI::IsMember({"train", "infer"}))->capture_default_str();
-  cmd->add_option("--batch", opt->batch, "Batch size")->capture_default_str();
+  cmd->add_option("--batch", opt->batch, "Batch size")->check(at_least(1))->capture_default_str();
   add_precision_option(cmd, opt->precision);
   add_conv_option(cmd, opt->conv);
-  cmd->add_option("--threads", opt->threads, "CPU threads (0: all cores)")->capture_default_str();
-  cmd->add_option("--iters", opt->iters, "Timed iterations")->capture_default_str();
-  cmd->add_option("--warmup", opt->warmup, "Untimed warm-up iterations")->capture_default_str();
+  add_threads_option(cmd, opt->threads);
+  cmd->add_option("--iters", opt->iters, "Timed iterations")->check(at_least(1))->capture_default_str();
+  cmd->add_option("--warmup", opt->warmup, "Untimed warm-up iterations")
+      ->check(at_least(0))
+      ->capture_default_str();
   cmd->add_option("--image-size", opt->image_size, "Image size (multiple of 16)")->capture_default_str();
   add_device_option(cmd, opt->device);
   cmd->add_option("--model", opt->model, "Weights to use (default: freshly initialised)");

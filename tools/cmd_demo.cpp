@@ -30,6 +30,7 @@ struct DemoOptions {
 
 void run_demo(const DemoOptions& opt) {
   const auto start = std::chrono::steady_clock::now();
+  check_image_size(opt.image_size);  // before anything is created
   const fs::path out = opt.out;
   const std::string data = (out / "data").string();
   const std::string run = (out / "run").string();
@@ -111,10 +112,12 @@ void register_demo(CLI::App& app) {
   auto opt = std::make_shared<DemoOptions>();
   CLI::App* cmd = app.add_subcommand("demo", "Generate data, train, evaluate, predict and write an HTML report");
   cmd->add_option("--out", opt->out, "Output directory")->capture_default_str();
-  cmd->add_option("--class", opt->class_id, "Synthetic class (1-10)")->capture_default_str();
-  cmd->add_option("--steps", opt->steps, "Training steps")->capture_default_str();
-  cmd->add_option("--image-size", opt->image_size, "Image size")->capture_default_str();
-  cmd->add_option("--threads", opt->threads, "CPU threads (0: all cores)")->capture_default_str();
+  cmd->add_option("--class", opt->class_id, "Synthetic class (1-10)")->check(CLI::Range(1, 10))->capture_default_str();
+  cmd->add_option("--steps", opt->steps, "Training steps")->check(at_least(1))->capture_default_str();
+  cmd->add_option("--image-size", opt->image_size, "Image size (a multiple of 16)")
+      ->check(CLI::Range(32, 8192))
+      ->capture_default_str();
+  add_threads_option(cmd, opt->threads);
   cmd->add_option("--seed", opt->seed, "Seed for data and training")->capture_default_str();
   cmd->callback([opt] { run_demo(*opt); });
 }

@@ -30,7 +30,8 @@ void register_evaluate(CLI::App& app) {
   cmd->add_option("--report", opt->report, "Write a self-contained HTML report");
   cmd->add_option("--batch", opt->batch, "Images per forward pass")->capture_default_str();
   cmd->add_option("--image-size", opt->image_size, "Crop/pad images to this size (multiple of 16)")->capture_default_str();
-  cmd->add_option("--threads", opt->threads, "CPU threads (0: all cores)")->capture_default_str();
+  add_threads_option(cmd, opt->threads);
+  add_image_limit_option(cmd);
   add_device_option(cmd, opt->device);
   add_precision_option(cmd, opt->precision);
   cmd->add_option("--set-threshold", opt->set_threshold,
@@ -39,10 +40,14 @@ void register_evaluate(CLI::App& app) {
                   "Python module and the C API then use it by default");
   add_conv_option(cmd, opt->conv);
   cmd->callback([opt] {
+    for (const std::string* out : {&opt->json, &opt->csv, &opt->report})
+      if (!out->empty()) check_output_is_not_input(*out, {opt->model});
     const Split split = opt->split == "Train" ? Split::Train : Split::Test;
     // A bad rule is refused before minutes of evaluation.
     if (!opt->set_threshold.empty()) check_threshold_rule(opt->set_threshold);
     const std::vector<Sample> samples = open_split(opt->data, opt->class_id, split);
+    const std::string warning = check_samples(samples);
+    if (!warning.empty()) std::fprintf(stderr, "%s\n", warning.c_str());
     Predictor predictor(load_parameters(opt->model), make_backend(opt->device, opt->threads), opt->image_size,
                         inference_precision(opt->precision, opt->device), parse_conv_algorithm(opt->conv));
     Progress progress("evaluate", static_cast<long>(samples.size()));

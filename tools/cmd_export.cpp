@@ -2,6 +2,7 @@
 #include <cstdio>
 
 #include "commands.h"
+#include "unetind/atomic_file.h"
 #include "unetind/error.h"
 #include "unetind/model.h"
 #include "unetind/onnx_export.h"
@@ -43,6 +44,7 @@ void register_export(CLI::App& app) {
     OnnxExportOptions options;
     options.batch = opt->batch == "dynamic" ? 0 : std::stoi(opt->batch);
     options.opset = opt->opset;
+    check_output_is_not_input(opt->out, {opt->model});
     const Parameters params = load_parameters(opt->model);
     export_onnx(params, opt->out, options);
     std::printf("wrote %s: ONNX opset %d, batch %s, images [-1, 1] NHWC in, probabilities NHWC out\n", opt->out.c_str(),

@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "commands.h"
+#include "unetind/atomic_file.h"
 #include "unetind/error.h"
 #include "unetind/model.h"
 #include "unetind/tf_checkpoint.h"
@@ -42,6 +43,10 @@ void register_import(CLI::App& app) {
     const bool with_state = !opt->run_dir.empty();
     const TfImport imported = import_tf_checkpoint(opt->checkpoint, config, with_state);
     const std::string index = imported.checkpoint_prefix + ".index";
+    const TfCheckpoint checkpoint(index);
+    std::vector<std::string> inputs{index};
+    for (int32_t shard = 0; shard < checkpoint.num_shards(); ++shard) inputs.push_back(checkpoint.shard_path(shard));
+    check_output_is_not_input(opt->out, inputs);
     if (with_state && !imported.global_step)
       throw_file_error(index, "no global_step: not a training checkpoint, so there is no run to continue");
     save_parameters(opt->out, imported.parameters, {{"source", "tf-checkpoint " + imported.checkpoint_prefix}});

@@ -40,7 +40,7 @@ void register_inspect(CLI::App& app) {
                   checkpoint.num_shards());
     } else {
       const SafetensorsFile file = read_safetensors(*path);
-      for (const NamedTensor& t : file.tensors) print_row(t.name, "F32", t.tensor.shape);
+      for (const NamedTensor& t : file.tensors) print_row(t.name, file.stored_dtypes.at(t.name), t.tensor.shape);
       for (const auto& [key, value] : file.metadata) std::printf("metadata %s = %s\n", key.c_str(), value.c_str());
       if (const auto threshold = operating_threshold_from(file.metadata, *path))
         std::printf("operating threshold %s\n", describe(*threshold).c_str());

@@ -75,7 +75,8 @@ void register_predict(CLI::App& app) {
       "Probability threshold for masks and decisions (default: the model file's, from evaluate --set-threshold, "
       "else 0.5)");
   cmd->add_option("--batch", opt->files.batch, "Images per forward pass")->capture_default_str();
-  cmd->add_option("--threads", opt->threads, "CPU threads (0: all cores)")->capture_default_str();
+  add_threads_option(cmd, opt->threads);
+  add_image_limit_option(cmd);
   cmd->add_option("--image-size", opt->image_size, "Crop or pad every image to this size (multiple of 16)")
       ->capture_default_str();
   add_device_option(cmd, opt->device);

@@ -111,7 +111,8 @@ void register_serve(CLI::App& app) {
                       "Decision threshold unless a request gives one (default: each model file's own, from "
                       "evaluate --set-threshold, else 0.5)");
   add_device_option(cmd, s.device);
-  cmd->add_option("--threads", s.threads, "CPU compute threads (0: all cores)")->capture_default_str();
+  add_threads_option(cmd, s.threads);
+  add_image_limit_option(cmd);
   add_precision_option(cmd, opt->precision);
   add_conv_option(cmd, opt->conv);
   cmd->callback([opt, threshold] {

@@ -15,20 +15,20 @@ void register_synth(CLI::App& app) {
   cmd->add_option("--class", opt->class_id, "Texture class, 1..10")->check(CLI::Range(1, 10))->capture_default_str();
   cmd->add_option("--size", opt->size, "Image width and height")->check(CLI::Range(32, 8192))->capture_default_str();
   cmd->add_option("--train-defective", opt->train_defective, "Defective Train images")
-      ->check(CLI::NonNegativeNumber)
+      ->check(at_least(0))
       ->capture_default_str();
   cmd->add_option("--train-ok", opt->train_ok, "Defect-free Train images")
-      ->check(CLI::NonNegativeNumber)
+      ->check(at_least(0))
       ->capture_default_str();
   cmd->add_option("--test-defective", opt->test_defective, "Defective Test images")
-      ->check(CLI::NonNegativeNumber)
+      ->check(at_least(0))
       ->capture_default_str();
   cmd->add_option("--test-ok", opt->test_ok, "Defect-free Test images")
-      ->check(CLI::NonNegativeNumber)
+      ->check(at_least(0))
       ->capture_default_str();
   cmd->add_option("--seed", opt->seed, "Random seed")->capture_default_str();
   cmd->add_option("--threads", opt->threads, "Worker threads (0: all hardware threads)")
-      ->check(CLI::NonNegativeNumber)
+      ->check(at_least(0))
       ->capture_default_str();
   cmd->callback([opt, out] {
     const auto start = std::chrono::steady_clock::now();

@@ -17,7 +17,16 @@ namespace unetind::cli {
 namespace {
 
 std::atomic<int> g_stop_signal{0};
-extern "C" void on_stop_signal(int sig) { g_stop_signal.store(sig); }
+// The first signal asks the run to stop after its step and checkpoint; a
+// second one, for a run that does not get there soon enough, ends the
+// process at once, as the signal would by default (every file is written
+// atomically, so nothing is left half-written).
+extern "C" void on_stop_signal(int sig) {
+  if (g_stop_signal.exchange(sig) != 0) {
+    std::signal(sig, SIG_DFL);
+    std::raise(sig);
+  }
+}
 
 }  // namespace
 
@@ -60,13 +69,18 @@ void register_train(CLI::App& app) {
                   "Start from these weights instead of --init: a .safetensors file or any TensorFlow checkpoint "
                   "`import` reads (NVIDIA's published model, to fine-tune)");
   add_device_option(cmd, t.device);
-  cmd->add_option("--threads", t.threads, "CPU compute threads (0: all cores)")->capture_default_str();
-  cmd->add_option("--loader-threads", t.loader_threads, "PNG decoding threads")->capture_default_str();
+  add_threads_option(cmd, t.threads);
+  add_image_limit_option(cmd);
+  cmd->add_option("--loader-threads", t.loader_threads, "PNG decoding threads")
+      ->check(CLI::Range(1, available_cpus()))
+      ->capture_default_str();
   cmd->add_option("--precision", opt->precision, "fp32 or bf16")->capture_default_str();
   add_conv_option(cmd, opt->conv);
   cmd->add_option("--checkpoint-every", t.checkpoint_every, "Steps between checkpoints")->capture_default_str();
   cmd->add_option("--display-every", t.display_every, "Steps between log lines")->capture_default_str();
-  cmd->add_flag("--resume", t.resume, "Continue the run in --out from its checkpoint");
+  CLI::Option* resume = cmd->add_flag("--resume", t.resume, "Continue the run in --out from its checkpoint");
+  cmd->add_flag("--overwrite", t.overwrite, "Replace the run in --out (without it, or --resume, that is refused)")
+      ->excludes(resume);
   cmd->add_option("--eval-every", t.eval_every, "Evaluate on the Test split every K steps (0: never)")
       ->capture_default_str();
 
@@ -105,6 +119,9 @@ void register_train(CLI::App& app) {
     std::vector<Sample> test_samples;
     if (t.eval_every > 0) {
       test_samples = open_split(t.data_dir, t.class_id, Split::Test);
+      // Checked before the run starts, as train() checks the Train split.
+      const std::string warning = check_samples(test_samples);
+      if (!warning.empty()) std::fprintf(stderr, "%s\n", warning.c_str());
       // NVIDIA's train_and_evaluate: the metrics of the current weights on
       // the Test split, logged to metrics.jsonl without the per-image rows.
       hooks.evaluate = [&](const Parameters& params, int64_t step) {

@@ -23,6 +23,17 @@ void add_conv_option(CLI::App* cmd, std::string& conv);
 void add_precision_option(CLI::App* cmd, std::string& precision);
 Precision inference_precision(const std::string& precision, const std::string& device);
 
+// A whole number of at least `least`; the message names the option.
+CLI::Validator at_least(long long least);
+
+// --threads, for the commands that compute: 0 (one per core) up to the CPUs
+// this process may use.
+void add_threads_option(CLI::App* cmd, int& threads);
+
+// --max-image-pixels (or UNETIND_MAX_IMAGE_PIXELS), for the commands that
+// read images: the process's limit (png.h's set_max_image_pixels).
+void add_image_limit_option(CLI::App* cmd);
+
 // Runs predict_files with a progress bar, prints each bad file and the
 // summary (with where the threshold came from), and sets a non-zero exit
 // code if any file failed: `predict`'s output, which `demo` shows too.

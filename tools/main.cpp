@@ -5,6 +5,7 @@
 #include "unetind/backend.h"
 #include "unetind/data_parallel.h"
 #include "unetind/error.h"
+#include "unetind/png.h"
 
 namespace unetind::cli {
 int& exit_code() {
@@ -31,6 +32,31 @@ Precision inference_precision(const std::string& precision, const std::string& d
   const std::string note = precision_note(device, p);
   if (!note.empty()) std::fprintf(stderr, "note: %s\n", note.c_str());
   return p;
+}
+
+CLI::Validator at_least(long long least) {
+  return CLI::Validator(
+      [least](std::string& value) -> std::string {
+        long long v = 0;
+        if (!CLI::detail::lexical_cast(value, v)) return "'" + value + "' is not a whole number";
+        return v >= least ? "" : "must be at least " + std::to_string(least) + ", not " + value;
+      },
+      ">=" + std::to_string(least));
+}
+
+void add_threads_option(CLI::App* cmd, int& threads) {
+  cmd->add_option("--threads", threads, "CPU compute threads (0: one per core)")
+      ->check(CLI::Range(0, available_cpus()))
+      ->capture_default_str();
+}
+
+void add_image_limit_option(CLI::App* cmd) {
+  cmd->add_option_function<int64_t>(
+         "--max-image-pixels", [](const int64_t& pixels) { set_max_image_pixels(pixels); },
+         "Refuse images with more pixels than this, from their header (default " + std::to_string(kMaxImagePixels) +
+             ", 8192 x 8192)")
+      ->check(at_least(1))
+      ->envname("UNETIND_MAX_IMAGE_PIXELS");
 }
 }  // namespace unetind::cli
 

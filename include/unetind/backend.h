@@ -54,6 +54,23 @@ struct ExecConfig {
 // its size is not a positive multiple of the graph's deepest pooling factor.
 void check_exec_shape(const Graph& graph, const ExecConfig& config, const std::string& who);
 
+// At least the bytes an executor of `config` needs for its activations,
+// whatever the backend: for inference the largest node's output together
+// with its inputs, for training every node's output (backward needs them)
+// and one gradient as large as the largest. Computed in double, so that no
+// size overflows it.
+double activation_bytes_lower_bound(const Graph& graph, const ExecConfig& config);
+
+// The memory this process may use, in bytes: the machine's physical memory,
+// or less where an address-space or data-size limit (ulimit -v, -d) or the
+// cgroup's memory.max says so.
+double usable_memory_bytes();
+
+// Throws an Error when `bytes` is more than usable_memory_bytes(), before
+// anything is allocated: "<what> needs at least X GB, but this process may
+// use Y GB".
+void check_fits_in_memory(double bytes, const std::string& what);
+
 class Executor {
  public:
   virtual ~Executor() = default;
@@ -147,7 +164,11 @@ std::vector<std::string> compiled_backends();
 std::string precision_note(const std::string& device, Precision precision);
 
 // Compute threads for CPU backends; 0 = one per physical core available.
+// More than available_cpus(), or a negative count, is an Error: more OpenMP
+// threads than cores only wait for each other at every barrier.
 void set_cpu_threads(int threads);
 int cpu_threads();
+// The CPUs this process may run on (its affinity mask).
+int available_cpus();
 
 }  // namespace unetind

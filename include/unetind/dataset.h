@@ -46,6 +46,15 @@ std::vector<Sample> load_dagm_split(const std::string& root, int class_id, Split
 // by file name.
 std::vector<Sample> load_dagm_public(const std::string& root, int class_id);
 
+// Reads every image's PNG header and every mask, so that a run can refuse
+// bad data before it starts: a file that is no readable PNG, an image over
+// the pixel limit (png.h), a mask of another size than its image, or a mask
+// whose values are only 0 and 1 (SPEC.md divides masks by 255, which makes
+// those all but empty: scale them to 0/255) is an Error naming the file.
+// Returns a warning naming the defective samples whose mask is all zero
+// (they count as defect-free), or "" when there are none.
+std::string check_samples(const std::vector<Sample>& samples);
+
 // A generic folder: the images in dir/images/ (any format image_io.h reads,
 // any letter case). The mask of images/X.<ext> is masks/X.<ext2> or
 // masks/X_label.<ext2>, of any format too; no mask file means

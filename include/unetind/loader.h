@@ -8,6 +8,7 @@
 // order, so the batches are the same whatever the thread count or timing, and
 // a LoaderState (epoch, position) resumes the exact same stream.
 #pragma once
+#include <atomic>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -84,6 +85,7 @@ class Loader {
   // or sample count.
   Loader(std::vector<Sample> samples, LoaderConfig config);
   Loader(std::vector<Sample> samples, LoaderConfig config, const LoaderState& resume_from);
+  // Returns promptly: workers in the middle of a batch leave it unfinished.
   ~Loader();
   Loader(const Loader&) = delete;
   Loader& operator=(const Loader&) = delete;
@@ -122,7 +124,7 @@ class Loader {
   uint64_t next_to_build_ = 0;        // batch index
   uint64_t delivered_end_ = 0;        // stream position after the last delivered batch
   std::map<uint64_t, Slot> slots_;
-  bool stopping_ = false;
+  std::atomic<bool> stopping_{false};  // also read by workers in the middle of a batch
   std::vector<std::thread> threads_;
 };
 

@@ -81,7 +81,7 @@ struct Parameters {
 
 Parameters init_parameters(const ModelConfig& config, Initializer init, uint64_t seed);
 
-// Loads and checks every tensor by name and shape; the variant and activation
+// Loads and checks every tensor by name, shape and value (finite); the variant and activation
 // come from the file's metadata (defaults: tinyUNet, relu). Errors name the
 // file and the tensor.
 Parameters load_parameters(const std::string& path);
@@ -90,8 +90,9 @@ Parameters parameters_from(const SafetensorsFile& file, const std::string& path)
 void save_parameters(const std::string& path, const Parameters& params,
                      std::map<std::string, std::string> extra_metadata = {});
 
-// Checks names and shapes of `tensors` against the graph of `config`, in any
-// order, and returns them in parameter order. `source` names the origin in errors.
+// Checks names, shapes and values (finite) of `tensors` against the graph of
+// `config`, in any order, and returns them in parameter order. `source`
+// names the origin in errors.
 std::vector<NamedTensor> match_parameters(const ModelConfig& config, const std::vector<NamedTensor>& tensors,
                                           const std::string& source);
 

@@ -19,7 +19,8 @@ GrayImage read_png_gray(const std::string& path);
 // errors.
 GrayImage decode_png_gray(std::string_view bytes, const std::string& name);
 
-// Reads only the header: width and height. Throws like read_png_gray.
+// Reads only the header: width and height. Throws like read_png_gray (the
+// pixel limit included).
 void read_png_size(const std::string& path, int& width, int& height);
 
 // PNG bytes in memory (for files and for images embedded in HTML reports).

@@ -19,8 +19,15 @@ class Predictor {
   Predictor(Parameters params, std::unique_ptr<Backend> backend, int image_size, Precision precision,
             ConvAlgorithm conv_algorithm = ConvAlgorithm::Auto);
 
+  // Checks (and the constructor does so for one image) that a batch of
+  // `batch` images fits in memory: the executor's activations and the
+  // caller's input and output arrays, at least. Throws Error saying how much
+  // it would need, before anything of that size is allocated.
+  void check_memory(int batch) const;
+
   // images: count x size x size, prepared (prepare_input); probs: the same
-  // size, sigmoid outputs.
+  // size, sigmoid outputs. Throws Error where an output is NaN (weights so
+  // large that float32 overflows), rather than hand it on.
   void run(const float* images, int count, float* probs);
 
   int image_size() const { return image_size_; }

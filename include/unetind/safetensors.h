@@ -22,6 +22,7 @@ struct NamedTensor {
 struct SafetensorsFile {
   std::vector<NamedTensor> tensors;                // in file order
   std::map<std::string, std::string> metadata;     // "__metadata__" (string values)
+  std::map<std::string, std::string> stored_dtypes;  // tensor name -> "F32" | "BF16" | "F16", as in the file
 
   const Tensor* find(const std::string& name) const;
 };

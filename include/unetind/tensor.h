@@ -10,6 +10,8 @@ namespace unetind {
 
 using Shape = std::vector<int64_t>;
 
+// Throws Error for a negative dimension, or a product past INT64_MAX (a
+// corrupt file's shape must not wrap around to a plausible count).
 int64_t shape_numel(const Shape& shape);
 std::string shape_to_string(const Shape& shape);  // "[3, 3, 1, 32]"
 

@@ -38,6 +38,9 @@ class TrainingStep {
   std::unique_ptr<TrainingExecutor> exec_;
 };
 
+// Batches the training loader prepares ahead of the step.
+constexpr int kTrainPrefetch = 4;
+
 struct TrainOptions {
   std::string data_dir;
   int class_id = 1;
@@ -64,9 +67,17 @@ struct TrainOptions {
   int display_every = 50;
   int eval_every = 0;  // 0: no evaluation during training
   bool resume = false;
+  bool overwrite = false;  // replace a run found in out_dir (refused otherwise, unless resume)
 };
 
 nlohmann::json to_json(const TrainOptions& options);
+
+// Every option checked before a run touches anything: counts and
+// intervals, the learning-rate schedule and RMSProp's coefficients (finite,
+// in range), the image size, the thread counts, and the memory the batch
+// needs at that size (a lower bound, against what this process may use).
+// Errors name the command-line flag.
+void check_train_options(const TrainOptions& options);
 
 struct StepLog {
   int64_t step = 0;  // steps completed
@@ -91,10 +102,14 @@ struct TrainResult {
 };
 
 // Runs (or with options.resume, continues) a training run in options.out_dir:
-// model.safetensors, checkpoint.safetensors, config.json, metrics.jsonl. When
-// *stop becomes non-zero (a signal number, set by the caller's handler) the
-// current step finishes, a checkpoint is written and the run returns
-// interrupted. A non-finite loss throws Error and keeps the last checkpoint.
+// model.safetensors, checkpoint.safetensors, config.json, metrics.jsonl.
+// Before it writes anything it checks the options, the data (check_samples)
+// and the run it finds: the directory is locked against other runs, a run
+// in it is continued only with resume and replaced only with overwrite, and
+// a refused run leaves the directory as it was. When *stop becomes non-zero
+// (a signal number, set by the caller's handler) the current step finishes,
+// a checkpoint is written and the run returns interrupted. A non-finite
+// loss throws Error and keeps the last checkpoint.
 //
 // With a `group` of several ranks (data_parallel.h, join_process_group) the
 // run is data parallel: every rank calls train() with the same options, and

@@ -2,8 +2,12 @@
 // setting.
 #include <dnnl.h>
 #include <omp.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <fstream>
 
 #include "backend/cpu/cpu_executor.h"
 #include "backend/cpu/int8.h"
@@ -17,18 +21,28 @@
 namespace unetind {
 
 namespace {
+// A CPU executor's activations live in this process's memory: checked
+// before oneDNN allocates them.
+std::unique_ptr<Executor> compile_cpu_checked(const Graph& graph, const ExecConfig& config) {
+  check_fits_in_memory(activation_bytes_lower_bound(graph, config),
+                       std::string("a ") + (config.training ? "training" : "inference") + " executor for batch " +
+                           std::to_string(config.batch) + " at " + std::to_string(config.height) + "x" +
+                           std::to_string(config.width));
+  return cpu::compile_cpu(graph, config);
+}
+
 class CpuBackend final : public Backend {
  public:
   std::string name() const override { return "cpu"; }
   std::unique_ptr<Executor> compile(const Graph& graph, const ExecConfig& config) override {
-    return cpu::compile_cpu(graph, config);
+    return compile_cpu_checked(graph, config);
   }
   // Host memory is the CPU's: today's host code is its training executor.
   std::unique_ptr<TrainingExecutor> compile_training(const Graph& graph, const ExecConfig& config,
                                                      const TrainingConfig& training, Communicator* group) override {
     ExecConfig c = config;
     c.training = true;
-    return make_host_training_executor(cpu::compile_cpu(graph, c), training, group);
+    return make_host_training_executor(compile_cpu_checked(graph, c), training, group);
   }
 };
 
@@ -68,6 +82,47 @@ void check_exec_shape(const Graph& graph, const ExecConfig& config, const std::s
                 " must be a positive multiple of " + std::to_string(divisor) + " on both sides");
 }
 
+double activation_bytes_lower_bound(const Graph& graph, const ExecConfig& config) {
+  const double element = config.precision == Precision::BF16 ? 2.0 : config.precision == Precision::INT8 ? 1.0 : 4.0;
+  const int input_scale = graph.nodes.at(0).scale;
+  auto bytes = [&](const Node& n) {
+    const double side = static_cast<double>(n.scale) / input_scale;
+    return config.batch * element * n.channels * (config.height / side) * (config.width / side);
+  };
+  double all = 0, largest = 0, largest_with_inputs = 0;
+  for (const Node& n : graph.nodes) {
+    double with_inputs = bytes(n);
+    for (int i : n.inputs) with_inputs += bytes(graph.nodes.at(i));
+    all += bytes(n);
+    largest = std::max(largest, bytes(n));
+    largest_with_inputs = std::max(largest_with_inputs, with_inputs);
+  }
+  return config.training ? all + largest : largest_with_inputs;
+}
+
+double usable_memory_bytes() {
+  double bytes = static_cast<double>(::sysconf(_SC_PHYS_PAGES)) * static_cast<double>(::sysconf(_SC_PAGESIZE));
+  for (int resource : {RLIMIT_AS, RLIMIT_DATA}) {
+    rlimit limit{};
+    if (::getrlimit(resource, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY)
+      bytes = std::min(bytes, static_cast<double>(limit.rlim_cur));
+  }
+  // cgroup v2: "max" or a byte count.
+  std::ifstream cgroup("/sys/fs/cgroup/memory.max");
+  double cgroup_limit = 0;
+  if (cgroup >> cgroup_limit && cgroup_limit > 0) bytes = std::min(bytes, cgroup_limit);
+  return bytes;
+}
+
+void check_fits_in_memory(double bytes, const std::string& what) {
+  const double usable = usable_memory_bytes();
+  if (bytes <= usable) return;
+  char text[160];
+  std::snprintf(text, sizeof text, " needs at least %.3g GB of memory, but this process may use %.3g GB", bytes / 1e9,
+                usable / 1e9);
+  throw Error(what + text);
+}
+
 std::string to_string(ConvAlgorithm a) { return a == ConvAlgorithm::Direct ? "direct" : "auto"; }
 
 ConvAlgorithm parse_conv_algorithm(const std::string& s) {
@@ -96,7 +151,7 @@ std::vector<std::string> compiled_backends() {
 
 std::unique_ptr<Backend> make_backend(const std::string& device, int threads) {
   if (device == "cpu") {
-    if (threads > 0) set_cpu_threads(threads);
+    set_cpu_threads(threads);
     return std::make_unique<CpuBackend>();
   }
   try {
@@ -124,9 +179,14 @@ std::string precision_note(const std::string& device, Precision precision) {
 }
 
 void set_cpu_threads(int threads) {
+  if (threads < 0 || threads > available_cpus())
+    throw Error("the compute thread count must be from 0 (one per core) to " + std::to_string(available_cpus()) +
+                ", the CPUs this process may use, not " + std::to_string(threads));
   if (threads > 0) omp_set_num_threads(threads);
 }
 
 int cpu_threads() { return omp_get_max_threads(); }
+
+int available_cpus() { return omp_get_num_procs(); }
 
 }  // namespace unetind

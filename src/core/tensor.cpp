@@ -8,7 +8,8 @@ int64_t shape_numel(const Shape& shape) {
   int64_t n = 1;
   for (int64_t d : shape) {
     if (d < 0) throw Error("negative dimension in shape " + shape_to_string(shape));
-    n *= d;
+    if (__builtin_mul_overflow(n, d, &n))
+      throw Error("shape " + shape_to_string(shape) + " has more elements than a 64-bit count holds");
   }
   return n;
 }

@@ -8,6 +8,7 @@
 #include "unetind/atomic_file.h"
 #include "unetind/error.h"
 #include "unetind/image_io.h"
+#include "unetind/png.h"
 
 namespace fs = std::filesystem;
 
@@ -269,6 +270,45 @@ std::vector<Sample> load_dagm_public(const std::string& root, int class_id) {
     samples.insert(samples.end(), part.begin(), part.end());
   }
   return samples;
+}
+
+namespace {
+// A PNG's size from its header alone; other formats are decoded (each
+// decoder checks the pixel limit from its header first).
+void read_image_size(const std::string& path, int& width, int& height) {
+  std::string ext = fs::path(path).extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (ext == ".png") return read_png_size(path, width, height);
+  const GrayImage image = read_image_gray(path);
+  width = image.width;
+  height = image.height;
+}
+}  // namespace
+
+std::string check_samples(const std::vector<Sample>& samples) {
+  std::vector<std::string> empty_masks;
+  for (const Sample& s : samples) {
+    int width = 0, height = 0;
+    read_image_size(s.image_path, width, height);
+    if (s.mask_path.empty()) continue;
+    const GrayImage mask = read_image_gray(s.mask_path);
+    if (mask.width != width || mask.height != height)
+      throw_file_error(s.mask_path, "mask is " + std::to_string(mask.width) + "x" + std::to_string(mask.height) +
+                                        " but its image " + s.image_path + " is " + std::to_string(width) + "x" +
+                                        std::to_string(height));
+    const float largest = mask.pixels.empty() ? 0 : *std::max_element(mask.pixels.begin(), mask.pixels.end());
+    if (largest > 0 && largest <= 1)
+      throw_file_error(s.mask_path, "mask values go up to " + std::to_string(largest) +
+                                        " only: masks are read as value/255 (SPEC.md), so 0/1 masks are all but "
+                                        "empty; write them as 0 and 255");
+    if (largest == 0 && s.defective) empty_masks.push_back(s.mask_path);
+  }
+  if (empty_masks.empty()) return "";
+  std::string list;
+  for (size_t i = 0; i < empty_masks.size() && i < 5; ++i) list += (i ? ", " : "") + empty_masks[i];
+  if (empty_masks.size() > 5) list += ", ...";
+  return "warning: " + std::to_string(empty_masks.size()) +
+         " defective image(s) have an all-zero mask and count as defect-free: " + list;
 }
 
 std::vector<Sample> load_folder_dataset(const std::string& dir) {

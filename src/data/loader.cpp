@@ -188,7 +188,7 @@ Batch Loader::build_batch(uint64_t first, uint64_t count) const {
   b.masks.resize(mine * plane);
   uint64_t order_epoch = UINT64_MAX;
   std::vector<size_t> order;
-  for (uint64_t i = shard, j = 0; i < count; i += shards, ++j) {
+  for (uint64_t i = shard, j = 0; i < count && !stopping_; i += shards, ++j) {
     const uint64_t epoch = (first + i) / n;
     const uint64_t position = (first + i) % n;
     if (config_.shuffle && epoch != order_epoch) {

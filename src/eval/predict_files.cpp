@@ -47,8 +47,11 @@ std::vector<std::string> collect_image_files(const std::vector<std::string>& inp
     std::error_code ec;
     if (fs::is_directory(in, ec)) {
       std::vector<std::string> found;
+      // An entry whose type cannot be known (a symlink loop, a dangling
+      // link) is kept: reading it then reports it by name, and the others
+      // go on.
       for (const auto& e : fs::directory_iterator(in))
-        if (e.is_regular_file(ec) && has_image_extension(e.path().string())) found.push_back(e.path().string());
+        if (has_image_extension(e.path().string()) && (e.is_regular_file(ec) || ec)) found.push_back(e.path().string());
       if (found.empty()) throw_file_error(in, std::string("directory holds no images (") + kImageFormatsText + ")");
       std::sort(found.begin(), found.end());
       files.insert(files.end(), found.begin(), found.end());
@@ -67,6 +70,7 @@ PredictFilesResult predict_files(Predictor& predictor, const std::vector<std::st
                                  const PredictFilesOptions& opt, const PredictHooks& hooks) {
   check_threshold(opt.threshold, "the threshold");
   if (opt.batch < 1) throw Error("the batch size must be at least 1, not " + std::to_string(opt.batch));
+  predictor.check_memory(opt.batch);
   fs::create_directories(opt.out_dir);
   const int size = predictor.image_size();
   const size_t pixels = static_cast<size_t>(size) * size;
@@ -86,6 +90,8 @@ PredictFilesResult predict_files(Predictor& predictor, const std::vector<std::st
         names.push_back(files[i]);
       } catch (const Error& e) {
         fail(files[i], e.what());
+      } catch (const std::bad_alloc&) {
+        fail(files[i], files[i] + ": not enough memory to read it");
       }
     }
     if (!images.empty()) {

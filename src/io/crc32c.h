@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <string_view>
 
+#include "io/checksums.h"
+
 namespace unetind::crc32c {
 
 uint32_t extend(uint32_t crc, const void* data, size_t size);
@@ -17,5 +19,9 @@ constexpr uint32_t unmask(uint32_t masked) {
   const uint32_t rotated = masked - kMaskDelta;
   return (rotated >> 17) | (rotated << 15);
 }
+
+// Whether a stored checksum equals the computed one (or checksums are not
+// checked: io/checksums.h).
+inline bool matches(uint32_t stored, uint32_t computed) { return stored == computed || !checksums::checked(); }
 
 }  // namespace unetind::crc32c

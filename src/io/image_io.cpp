@@ -1,3 +1,4 @@
+#include <atomic>
 #include "unetind/image_io.h"
 
 #include <algorithm>
@@ -76,6 +77,17 @@ bool has_image_extension(const std::string& path) {
   return false;
 }
 
+namespace {
+std::atomic<int64_t> g_max_image_pixels{kMaxImagePixels};
+}  // namespace
+
+int64_t max_image_pixels() { return g_max_image_pixels.load(std::memory_order_relaxed); }
+
+void set_max_image_pixels(int64_t pixels) {
+  if (pixels < 1) throw Error("the image size limit must be at least 1 pixel, not " + std::to_string(pixels));
+  g_max_image_pixels.store(pixels, std::memory_order_relaxed);
+}
+
 namespace image_decoders {
 
 void check_image_size(const std::string& name, const std::string& format, int64_t width, int64_t height) {
@@ -83,9 +95,10 @@ void check_image_size(const std::string& name, const std::string& format, int64_
     throw_file_error(name, "corrupt " + format + ": image is " + std::to_string(width) + "x" +
                                std::to_string(height) + " pixels");
   // Compared without multiplying first: a header can declare any width and height.
-  if (width > kMaxImagePixels / height)
+  if (width > max_image_pixels() / height)
     throw_file_error(name, "image is " + std::to_string(width) + "x" + std::to_string(height) +
-                               " pixels, more than the limit of " + std::to_string(kMaxImagePixels));
+                               " pixels, more than the limit of " + std::to_string(max_image_pixels()) +
+                               " (--max-image-pixels)");
 }
 
 }  // namespace image_decoders

@@ -3,6 +3,7 @@
 #include <png.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <csetjmp>
 #include <cstdio>
@@ -10,6 +11,7 @@
 #include <memory>
 #include <new>
 
+#include "io/checksums.h"
 #include "io/image_decoders.h"
 #include "unetind/atomic_file.h"
 #include "unetind/error.h"
@@ -117,8 +119,12 @@ class PngReader {
     if (!png() || !info()) throw std::bad_alloc();
     png_set_read_fn(png(), &source_, read_from_source);
     png_set_sig_bytes(png(), sizeof signature);
-    // A CRC mismatch means the file is damaged; do not silently drop chunks.
-    png_set_crc_action(png(), PNG_CRC_ERROR_QUIT, PNG_CRC_ERROR_QUIT);
+    // A CRC mismatch means the file is damaged; do not silently drop chunks
+    // (unless checksums are not checked: io/checksums.h).
+    if (checksums::checked())
+      png_set_crc_action(png(), PNG_CRC_ERROR_QUIT, PNG_CRC_ERROR_QUIT);
+    else
+      png_set_crc_action(png(), PNG_CRC_QUIET_USE, PNG_CRC_QUIET_USE);
   }
 
   std::string name_;
@@ -170,6 +176,7 @@ void read_png_size(const std::string& path, int& width, int& height) {
   PngReader reader(path);
   RowLayout layout;
   if (!read_header(reader.png(), reader.info(), &layout)) reader.fail();
+  image_decoders::check_image_size(reader.name(), "PNG", layout.width, layout.height);
   width = static_cast<int>(layout.width);
   height = static_cast<int>(layout.height);
 }

@@ -24,6 +24,7 @@ constexpr size_t kLengthBytes = 8;
 constexpr const char* kMetadataKey = "__metadata__";
 
 enum class Dtype { kF32, kBF16, kF16 };
+const char* dtype_name(Dtype dtype) { return dtype == Dtype::kF32 ? "F32" : dtype == Dtype::kBF16 ? "BF16" : "F16"; }
 
 struct Entry {
   std::string name;
@@ -192,8 +193,9 @@ ParsedFile parse_file(const std::string& path, const std::string& bytes) {
   uint64_t header_len;
   std::memcpy(&header_len, bytes.data(), sizeof header_len);
   if (header_len > bytes.size() - kLengthBytes) {
-    throw_file_error(path, "header length " + std::to_string(header_len) + " exceeds the file size (" +
-                               std::to_string(bytes.size()) + " bytes)");
+    throw_file_error(path, "the header is " + std::to_string(header_len) + " bytes long, but only " +
+                               std::to_string(bytes.size() - kLengthBytes) + " bytes follow its 8-byte length " +
+                               "(a truncated file, or not safetensors)");
   }
   ParsedFile parsed;
   parsed.header = parse_header(path, std::string_view(bytes).substr(kLengthBytes, header_len));
@@ -225,7 +227,10 @@ ParsedFile parse_file(const std::string& path, const std::string& bytes) {
   }
 
   file.tensors.reserve(entries.size());
-  for (const Entry& entry : entries) file.tensors.push_back({entry.name, decode(entry, data + entry.begin)});
+  for (const Entry& entry : entries) {
+    file.tensors.push_back({entry.name, decode(entry, data + entry.begin)});
+    file.stored_dtypes[entry.name] = dtype_name(entry.dtype);
+  }
   return parsed;
 }
 

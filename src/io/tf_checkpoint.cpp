@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -158,6 +159,8 @@ TfTensorInfo parse_entry(const std::string& name, std::string_view bytes) {
     }
   }
   if (t.offset < 0 || t.size < 0) throw Error("negative offset or size");
+  // Byte counts (elements x at most 8 bytes) must not wrap around either.
+  if (shape_numel(t.shape) > INT64_MAX / 8) throw Error("shape " + shape_to_string(t.shape) + " is too large");
   return t;
 }
 
@@ -260,7 +263,7 @@ std::string TfCheckpoint::read_fixed_width(const std::string& name, TfDtype dtyp
                                        std::to_string(t.size) + " bytes, expected " + std::to_string(expected_size));
   std::string bytes = read_bytes(t);
   const uint32_t crc = crc32c::value(bytes);
-  if (crc32c::mask(crc) != t.masked_crc32c)
+  if (!crc32c::matches(t.masked_crc32c, crc32c::mask(crc)))
     throw_file_error(shard_path(t.shard), "crc32c mismatch for tensor '" + name + "' (index says " +
                                               std::to_string(crc32c::unmask(t.masked_crc32c)) + ", data gives " +
                                               std::to_string(crc) + ")");
@@ -270,14 +273,14 @@ std::string TfCheckpoint::read_fixed_width(const std::string& name, TfDtype dtyp
 Tensor TfCheckpoint::read_float(const std::string& name) const {
   const std::string bytes = read_fixed_width(name, TfDtype::Float, sizeof(float));
   Tensor out(find(name)->shape);
-  std::memcpy(out.data.data(), bytes.data(), bytes.size());
+  if (!bytes.empty()) std::memcpy(out.data.data(), bytes.data(), bytes.size());  // an empty tensor has no buffer
   return out;
 }
 
 std::vector<int64_t> TfCheckpoint::read_int64(const std::string& name) const {
   const std::string bytes = read_fixed_width(name, TfDtype::Int64, sizeof(int64_t));
   std::vector<int64_t> out(bytes.size() / sizeof(int64_t));
-  std::memcpy(out.data(), bytes.data(), bytes.size());
+  if (!bytes.empty()) std::memcpy(out.data(), bytes.data(), bytes.size());
   return out;
 }
 
@@ -314,12 +317,12 @@ std::vector<std::string> TfCheckpoint::read_strings(const std::string& name) con
   } catch (const Error& e) {
     fail(e.what());
   }
-  if (stored_lengths_crc != crc32c::mask(crc)) fail("crc32c mismatch in the element lengths");
+  if (!crc32c::matches(stored_lengths_crc, crc32c::mask(crc))) fail("crc32c mismatch in the element lengths");
   crc = crc32c::extend(crc, &stored_lengths_crc, sizeof stored_lengths_crc);
   if (total != in.size())
     fail("element lengths add up to " + std::to_string(total) + " bytes but " + std::to_string(in.size()) + " follow");
   crc = crc32c::extend(crc, in.data(), in.size());
-  if (crc32c::mask(crc) != t.masked_crc32c) fail("crc32c mismatch");
+  if (!crc32c::matches(t.masked_crc32c, crc32c::mask(crc))) fail("crc32c mismatch");
 
   std::vector<std::string> out;
   out.reserve(lengths.size());

@@ -42,7 +42,7 @@ std::string read_block(const std::string& path, std::string_view file, const Blo
   uint32_t stored;
   std::memcpy(&stored, file.data() + h.offset + h.size + 1, 4);
   const uint32_t actual = crc32c::extend(crc32c::value(raw), &type, 1);
-  if (crc32c::unmask(stored) != actual)
+  if (!crc32c::matches(crc32c::unmask(stored), actual))
     throw_file_error(path, describe(h) + ": crc32c mismatch (stored " + std::to_string(crc32c::unmask(stored)) +
                                ", computed " + std::to_string(actual) + ")");
   if (type == kNoCompression) return std::string(raw);

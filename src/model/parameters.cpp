@@ -1,5 +1,7 @@
 // Weights files: safetensors whose tensor names are NVIDIA's TF variable names
 // and whose kernels are HWIO, with the variant and activation in the metadata.
+#include <algorithm>
+#include <cmath>
 #include <map>
 
 #include "unetind/calibration.h"
@@ -36,6 +38,12 @@ std::vector<NamedTensor> match_parameters(const ModelConfig& config, const std::
       throw_file_error(source, "tensor '" + name + "' has shape " + shape_to_string(it->second->shape) +
                                    ", expected " + shape_to_string(shape) + " for a " + to_string(config.variant) +
                                    " model");
+    const std::vector<float>& values = it->second->data;
+    const auto bad = std::find_if(values.begin(), values.end(), [](float v) { return !std::isfinite(v); });
+    if (bad != values.end())
+      throw_file_error(source, "tensor '" + name + "' holds " + std::to_string(*bad) + " at element " +
+                                   std::to_string(bad - values.begin()) +
+                                   ": a model's weights must be finite (a training run that diverged?)");
     ordered.push_back({name, *it->second});
     by_name.erase(it);
   };

@@ -1,5 +1,7 @@
 #include "unetind/predictor.h"
 
+#include <cmath>
+
 #include "unetind/calibration.h"
 #include "unetind/error.h"
 #include "unetind/image_io.h"
@@ -16,6 +18,15 @@ Predictor::Predictor(Parameters params, std::unique_ptr<Backend> backend, int im
       conv_algorithm_(conv_algorithm) {
   check_image_size(image_size);
   if (precision_ == Precision::INT8) int8_ranges_ = int8_ranges_of(params_);
+  check_memory(1);
+}
+
+void Predictor::check_memory(int batch) const {
+  const ExecConfig config{batch, image_size_, image_size_, false, precision_, conv_algorithm_};
+  const double arrays = 2.0 * batch * image_size_ * image_size_ * sizeof(float);
+  check_fits_in_memory(activation_bytes_lower_bound(graph_, config) + arrays,
+                       "inference on a batch of " + std::to_string(batch) + " at image size " +
+                           std::to_string(image_size_));
 }
 
 void Predictor::run(const float* images, int count, float* probs) {
@@ -26,6 +37,13 @@ void Predictor::run(const float* images, int count, float* probs) {
     exec->set_parameters(params_.tensors);
   }
   exec->forward(images, probs, true);
+  // A sigmoid turns an infinite logit into 0 or 1; NaN means inf - inf
+  // inside the network.
+  const size_t n = static_cast<size_t>(count) * image_size_ * image_size_;
+  for (size_t i = 0; i < n; ++i)
+    if (std::isnan(probs[i]))
+      throw Error("the model's output is NaN (image " + std::to_string(i / (n / count)) +
+                  " of the batch): its weights are so large that float32 arithmetic overflows");
 }
 
 PreparedImage load_prepared_image(const std::string& path, int size) {

@@ -39,9 +39,9 @@ ImageBatch images_from_request(const InferRequest& request, int size, int max_ba
     throw RequestError(named + ": a batch of " + std::to_string(t.shape[0]) + " images is more than the model's " +
                        "max batch size " + std::to_string(max_batch));
   const int64_t h = t.shape[1], w = t.shape[2];
-  if (h * w > kMaxImagePixels)
+  if (h * w > max_image_pixels())
     throw RequestError(named + ": " + std::to_string(w) + "x" + std::to_string(h) + " images are larger than " +
-                       std::to_string(kMaxImagePixels) + " pixels");
+                       std::to_string(max_image_pixels()) + " pixels, the server's --max-image-pixels");
 
   const std::vector<float> values = input_values(t);
   const bool raw = t.datatype == "UINT8";

@@ -24,6 +24,7 @@ ServedModel::Loaded ServedModel::load() const {
   ThresholdInUse threshold = threshold_in_use(options_.threshold, "--threshold", model.threshold);
   auto p = std::make_shared<Predictor>(std::move(model.parameters), make_backend(options_.device, options_.threads),
                                        options_.image_size, options_.precision, options_.conv_algorithm);
+  p->check_memory(options_.max_batch);  // refused at start, not at the first full batch
   // One forward pass now compiles the batch-1 executor and touches its
   // memory, so the first request after a (re)load is not the slow one.
   const size_t pixels = static_cast<size_t>(options_.image_size) * options_.image_size;

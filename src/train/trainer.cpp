@@ -12,9 +12,10 @@
 #include <fstream>
 #include <optional>
 
+#include "train/rank_agreement.h"
+#include "train/run_directory.h"
 #include "unetind/atomic_file.h"
 #include "unetind/error.h"
-#include "train/rank_agreement.h"
 #include "unetind/data_parallel.h"
 #include "unetind/loader.h"
 #include "unetind/tf_checkpoint.h"
@@ -28,9 +29,16 @@ namespace {
 const char* kCheckpointFormat = "unet-industrial-checkpoint";
 
 // The options that decide the data stream and the model: a resumed run must
-// keep them, or it would not continue the same run.
-const char* kResumeInvariants[] = {"class_id", "batch", "image_size", "seed", "augment", "all_images",
-                                   "variant", "activation", "loss"};
+// keep them, or it would not continue the same run. Each with its option in
+// config.json and the command-line flag that sets it.
+struct ResumeInvariant {
+  const char* key;
+  const char* flag;
+};
+constexpr ResumeInvariant kResumeInvariants[] = {
+    {"class_id", "--class"}, {"batch", "--batch"},           {"image_size", "--image-size"},
+    {"seed", "--seed"},      {"augment", "--no-augment"},    {"all_images", "--all-images"},
+    {"variant", "--variant"}, {"activation", "--activation"}, {"loss", "--loss"}};
 
 struct RunFiles {
   std::string model, checkpoint, config, metrics;
@@ -131,10 +139,10 @@ Restored load_checkpoint(const std::string& path, const TrainOptions& options, i
     if (!imported) {
       const nlohmann::json saved = nlohmann::json::parse(meta("options"));
       const nlohmann::json now = to_json(options);
-      for (const char* key : kResumeInvariants)
-        if (saved.at(key) != now.at(key))
-          throw_file_error(path, std::string("cannot resume with --") + key + " " + now.at(key).dump() +
-                                     ": the run was started with " + saved.at(key).dump());
+      for (const ResumeInvariant& v : kResumeInvariants)
+        if (saved.at(v.key) != now.at(v.key))
+          throw_file_error(path, std::string("cannot resume with ") + v.key + " = " + now.at(v.key).dump() + " (" +
+                                     v.flag + "): the run was started with " + saved.at(v.key).dump());
       r.loader_state = nlohmann::json::parse(meta("loader_state")).get<LoaderState>();
       // Each rank's shard, and with it what the Dice losses average, depends
       // on the number of ranks (a checkpoint from before data parallelism:
@@ -149,7 +157,10 @@ Restored load_checkpoint(const std::string& path, const TrainOptions& options, i
     r.step = std::stoll(meta("step"));
   } catch (const nlohmann::json::exception& e) {
     throw_file_error(path, std::string("bad checkpoint metadata: ") + e.what());
+  } catch (const std::logic_error&) {  // std::stoll's
+    throw_file_error(path, "bad checkpoint metadata: step '" + meta("step") + "' is not a number");
   }
+  if (r.step < 0) throw_file_error(path, "bad checkpoint metadata: negative step " + std::to_string(r.step));
   if (imported && (meta("variant") != to_string(options.model.variant) ||
                    meta("activation") != to_string(options.model.activation)))
     throw_file_error(path, "holds a " + meta("variant") + " " + meta("activation") + " model, not " +
@@ -173,6 +184,21 @@ std::vector<Sample> training_samples(const TrainOptions& options) {
     throw_file_error(options.data_dir, "the Train split of class " + std::to_string(options.class_id) +
                                            " has no defective images (train on all with --all-images)");
   return defective;
+}
+
+// A run in the directory (any of its files) is replaced only on request.
+void refuse_to_replace_run(const RunFiles& files, const TrainOptions& options) {
+  if (options.overwrite) return;
+  for (const std::string& f : {files.checkpoint, files.model, files.config, files.metrics}) {
+    if (!fs::exists(f)) continue;
+    std::string what = "a training run";
+    if (f == files.checkpoint) {
+      const auto meta = read_safetensors(files.checkpoint).metadata;
+      if (auto it = meta.find("step"); it != meta.end()) what += " at step " + it->second;
+    }
+    throw_file_error(options.out_dir, "holds " + what + " (" + fs::path(f).filename().string() +
+                                          "): continue it with --resume, or replace it with --overwrite");
+  }
 }
 
 // A float option as the decimal the user wrote (1e-4, not 0.0001000000047).
@@ -215,9 +241,7 @@ nlohmann::json to_json(const TrainOptions& o) {
 
 TrainResult train(const TrainOptions& options, const TrainHooks& hooks, const std::atomic<int>* stop,
                   Communicator* group) {
-  if (options.steps < 1 || options.batch < 1) throw Error("--steps and --batch must be at least 1");
-  if (options.checkpoint_every < 1 || options.display_every < 1)
-    throw Error("--checkpoint-every and --display-every must be at least 1");
+  check_train_options(options);
   // Data parallel (data_parallel.h): rank 0 alone reads and writes the run
   // directory, logs and evaluates; every rank trains on its shard of each
   // global batch of options.batch.
@@ -232,37 +256,43 @@ TrainResult train(const TrainOptions& options, const TrainHooks& hooks, const st
     if (lead && hooks.on_message) hooks.on_message(m);
   };
 
+  // Everything that can be refused is, before the run directory changes:
+  // the options, the data, the weights to start from, the run found there,
+  // the loader and the training executor.
+  std::vector<Sample> samples = training_samples(options);
+  if (const std::string warning = check_samples(samples); !warning.empty()) message(warning);
+  std::optional<Parameters> init_weights;
+  if (lead && !options.init_from.empty()) init_weights = load_weights(options.init_from, options.model);
+
+  std::optional<RunDirectory> run_directory;
   RmsProp optimizer(options.rmsprop);
   Parameters params;
   StartState start;
-  MetricsLog metrics(files.metrics);
+  bool resuming = false;
   if (lead) {
-    fs::create_directories(options.out_dir);
-    const bool resuming = options.resume && fs::exists(files.checkpoint);
+    run_directory.emplace(options.out_dir);
+    resuming = options.resume && fs::exists(files.checkpoint);
     if (resuming) {
       Restored r = load_checkpoint(files.checkpoint, options, ranks, optimizer);
       params = std::move(r.params);
       start.step = r.step;
+      if (options.steps < start.step)
+        throw_file_error(files.checkpoint, "the run has done " + std::to_string(start.step) +
+                                               " steps, more than --steps " + std::to_string(options.steps) +
+                                               ": give --steps above " + std::to_string(start.step) +
+                                               " to continue it");
+      if (r.loader_state && r.loader_state->sample_count != samples.size())
+        throw_file_error(files.checkpoint, "cannot resume with --data " + options.data_dir +
+                                               ": the run was trained on " +
+                                               std::to_string(r.loader_state->sample_count) +
+                                               " image(s), the data now has " + std::to_string(samples.size()));
       // An imported checkpoint has no data-stream position: its stream starts afresh.
       start.resumed = r.loader_state.has_value();
       if (r.loader_state) start.loader_state = *r.loader_state;
-      metrics.resume_at(start.step);
-      message("resuming " + files.checkpoint + " at step " + std::to_string(start.step));
-      if (!options.init_from.empty()) message("--init-from " + options.init_from + " is ignored: the run resumes");
     } else {
-      if (options.resume) message("no checkpoint in " + options.out_dir + ": starting a new run");
-      if (options.init_from.empty()) {
-        params = init_parameters(options.model, options.init, options.seed);
-      } else {
-        params = load_weights(options.init_from, options.model);
-        message("starting from the weights in " + options.init_from);
-      }
-      metrics.start_new();
+      if (!options.resume) refuse_to_replace_run(files, options);
+      params = init_weights ? std::move(*init_weights) : init_parameters(options.model, options.init, options.seed);
     }
-    nlohmann::json config = to_json(options);
-    config["resumed_from_step"] = start.step;
-    config["ranks"] = ranks;
-    write_file_atomic(files.config, config.dump(2) + "\n");
   } else {
     params = init_parameters(options.model, options.init, options.seed);  // the shapes; rank 0's values follow
   }
@@ -270,17 +300,18 @@ TrainResult train(const TrainOptions& options, const TrainHooks& hooks, const st
   start.optimizer_state = optimizer.state(params.tensors);
   if (group) share_start_state(*group, start);
   int64_t step = start.step;
+  if (step == options.steps) {
+    message("the run in " + options.out_dir + " has done its " + std::to_string(step) +
+            " steps already: nothing to do (give a larger --steps to continue it)");
+    return {step, false, 0};
+  }
 
-  std::vector<Sample> samples = training_samples(options);
   LoaderConfig loader_config{options.batch, options.image_size, options.augment, true, true,
-                             options.seed, options.loader_threads, 4};
+                             options.seed, options.loader_threads, kTrainPrefetch};
   loader_config.shard = rank;
   loader_config.shards = ranks;
   std::unique_ptr<Loader> loader = start.resumed ? std::make_unique<Loader>(samples, loader_config, start.loader_state)
                                                  : std::make_unique<Loader>(samples, loader_config);
-  message("training on " + std::to_string(samples.size()) + " image(s), " + std::to_string(options.steps - step) +
-          " step(s) to go" + (ranks > 1 ? " on " + std::to_string(ranks) + " processes" : ""));
-
   auto backend = make_backend(options.device, options.threads);
   auto trainer = backend->compile_training(
       build_graph(options.model),
@@ -290,6 +321,29 @@ TrainResult train(const TrainOptions& options, const TrainHooks& hooks, const st
   trainer->load(start.params, start.optimizer_state);
   start = StartState{};
 
+  // Valid: from here on the run directory is written.
+  MetricsLog metrics(files.metrics);
+  if (lead) {
+    if (resuming) {
+      metrics.resume_at(step);
+      message("resuming " + files.checkpoint + " at step " + std::to_string(step));
+      if (!options.init_from.empty()) message("--init-from " + options.init_from + " is ignored: the run resumes");
+    } else {
+      if (options.resume) message("no checkpoint in " + options.out_dir + ": starting a new run");
+      if (!options.init_from.empty()) message("starting from the weights in " + options.init_from);
+      for (const std::string& old : {files.model, files.checkpoint}) fs::remove(old);  // --overwrite: not mixed in
+      metrics.start_new();
+    }
+    nlohmann::json config = to_json(options);
+    config["resumed_from_step"] = step;
+    config["ranks"] = ranks;
+    write_file_atomic(files.config, config.dump(2) + "\n");
+  }
+  message("training on " + std::to_string(samples.size()) + " image(s), " + std::to_string(options.steps - step) +
+          " step(s) to go" + (ranks > 1 ? " on " + std::to_string(ranks) + " processes" : ""));
+
+  // Only rank 0 knows whether it resumed; a step above 0 says so too.
+  const bool had_checkpoint = resuming || step > 0;
   int64_t last_checkpoint = step;
   auto current_parameters = [&] { return Parameters{options.model, trainer->parameters()}; };
   // Rank 0 writes; every rank waits for it, so that none exits (which makes
@@ -313,8 +367,12 @@ TrainResult train(const TrainOptions& options, const TrainHooks& hooks, const st
     try {
       r = trainer->step(batch.images.data(), batch.masks.data(), lr);
     } catch (const Error& e) {
-      throw Error("step " + std::to_string(step + 1) + ": " + e.what() + "; training stopped, the last good checkpoint (step " +
-                  std::to_string(last_checkpoint) + ") is kept in " + options.out_dir);
+      const std::string kept =
+          had_checkpoint || last_checkpoint > 0
+              ? "the last good checkpoint (step " + std::to_string(last_checkpoint) + ") is kept in " + options.out_dir
+              : "no checkpoint had been written yet (--checkpoint-every " + std::to_string(options.checkpoint_every) +
+                    "); metrics.jsonl in " + options.out_dir + " has the log";
+      throw Error("step " + std::to_string(step + 1) + ": " + e.what() + "; training stopped, " + kept);
     }
     ++step;
     window_images += int64_t(batch.count) * ranks;
@@ -359,7 +417,7 @@ void write_imported_checkpoint(const std::string& run_dir, const Parameters& par
     throw_file_error(files.checkpoint, "already exists; import into a new run directory");
   RmsProp optimizer(rmsprop);
   optimizer.load_state(params.tensors, slots, source);
-  fs::create_directories(run_dir);
+  const RunDirectory run_directory(run_dir);
   write_checkpoint_files(files, params, optimizer.state(params.tensors), step, {{"source", source}});
 }
 

@@ -37,6 +37,10 @@ class TempDir {
   std::filesystem::path path_;
 };
 
+// A small PNG file (a few dozen bytes) whose header declares a width x
+// height 8-bit gray image: what a hostile upload looks like.
+std::string png_declaring(uint32_t width, uint32_t height);
+
 // Runs the unet-industrial binary with `args`; returns its exit code and
 // fills `output` with stdout+stderr.
 int run_cli(const std::string& args, std::string* output = nullptr);
