@@ -5,7 +5,7 @@
 # benchmark --batch 1 (p50 latency). 512x512 images, binary KServe requests
 # sent by bench/serve_load. The figures in docs/serving.md come from it.
 #
-#   scripts/serve_bench.sh [BUILD_DIR] [ROUNDS] [IMAGE.png]
+#   [SERVE_ARGS="--max-queue-delay-us 20000"] scripts/serve_bench.sh [BUILD_DIR] [ROUNDS] [IMAGE.png]
 set -euo pipefail
 build=${1:-build}
 rounds=${2:-3}
@@ -21,7 +21,8 @@ if [[ -z $image ]]; then  # a generated 512x512 image when none is given
   image=$(ls "$work"/data/Class1/Test/*.PNG | head -1)
 fi
 "$cli" init --out "$work/m.safetensors" --seed 1 >/dev/null
-"$cli" serve --model "m=$work/m.safetensors" --port 0 --threads 2 >"$work/port" 2>"$work/serve.log" &
+# shellcheck disable=SC2086  # SERVE_ARGS is a list of options
+"$cli" serve --model "m=$work/m.safetensors" --port 0 --threads 2 ${SERVE_ARGS:-} >"$work/port" 2>"$work/serve.log" &
 server=$!
 for _ in $(seq 100); do grep -q listening "$work/port" && break; sleep 0.2; done
 port=$(grep -o '[0-9]*$' "$work/port")
