@@ -99,6 +99,8 @@ TEST(Int8, CalibrationIsStoredWithTheWeightsAndChecked) {
   Parameters changed = loaded;
   changed.tensors[0].tensor.data[0] += 0.5f;
   EXPECT_THROW(Predictor(changed, make_backend("cpu"), size, Precision::INT8), Error);
+  // Images that are not `count` of that size: an Error, not a read past them.
+  EXPECT_THROW(calibrate_int8(params, std::vector<float>(10), 2, size, "too few values"), Error);
 }
 
 TEST(Int8, TrainingIsRefused) {

@@ -47,6 +47,14 @@ double peak_rss_mb() {
   return 0;
 }
 
+// Uniform noise in [-1, 1], the same sequence for every run.
+std::vector<float> noise_images(int count, size_t pixels) {
+  std::vector<float> images(count * pixels);
+  uint32_t state = 12345;
+  for (float& v : images) v = ((state = state * 1664525u + 1013904223u) >> 8) * (2.0f / 16777216.0f) - 1.0f;
+  return images;
+}
+
 void run_benchmark(const Options& opt) {
   check_image_size(opt.image_size);
   const bool train = opt.mode == "train";
@@ -77,7 +85,7 @@ void run_benchmark(const Options& opt) {
       std::printf("int8: %s has no calibration; calibrating on the benchmark's input\n",
                   params.source.empty() ? "the initialised model" : params.source.c_str());
       params.int8_calibration = std::make_shared<const Int8Calibration>(
-          calibrate_int8(params, images, 1, opt.image_size, "benchmark input"));
+          calibrate_int8(params, noise_images(1, pixels), 1, opt.image_size, "benchmark input"));
     }
     predictor = std::make_unique<Predictor>(params, std::move(backend), opt.image_size, precision,
                                             parse_conv_algorithm(opt.conv));
@@ -86,11 +94,9 @@ void run_benchmark(const Options& opt) {
   }
 
   // Synthetic input, as the reference's benchmarks: noise images, blob masks.
-  images.resize(opt.batch * pixels);
+  images = noise_images(opt.batch, pixels);
   masks.resize(opt.batch * pixels);
   out.resize(opt.batch * pixels);
-  uint32_t state = 12345;
-  for (float& v : images) v = ((state = state * 1664525u + 1013904223u) >> 8) * (2.0f / 16777216.0f) - 1.0f;
   for (size_t i = 0; i < masks.size(); ++i) masks[i] = (i % pixels) < pixels / 16 ? 1.0f : 0.0f;
 
   for (int i = 0; i < opt.warmup; ++i) iteration();

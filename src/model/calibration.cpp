@@ -38,6 +38,9 @@ uint32_t weights_crc(const Parameters& params) {
 Int8Calibration calibrate_int8(const Parameters& params, const std::vector<float>& images, int count, int size,
                                std::string source) {
   if (count < 1) throw Error("int8 calibration needs at least one image");
+  if (images.size() != size_t(count) * size * size)
+    throw Error("int8 calibration: " + std::to_string(images.size()) + " values for " + std::to_string(count) +
+                " image(s) of " + std::to_string(size) + "x" + std::to_string(size));
   Int8Calibration c;
   c.ranges = cpu::node_max_abs(build_graph(params.config), params.tensors, images.data(), count, size, size);
   c.images = count;
