@@ -40,7 +40,6 @@ class Predictor {
   int image_size_;
   Precision precision_;
   ConvAlgorithm conv_algorithm_;
-  std::vector<float> int8_ranges_;
   std::map<int, std::unique_ptr<Executor>> executors_;
 };
 

@@ -17,7 +17,7 @@ Predictor::Predictor(Parameters params, std::unique_ptr<Backend> backend, int im
       precision_(precision),
       conv_algorithm_(conv_algorithm) {
   check_image_size(image_size);
-  if (precision_ == Precision::INT8) int8_ranges_ = int8_ranges_of(params_);
+  if (precision_ == Precision::INT8) int8_ranges_of(params_);  // refused here, naming the file, not at the first run
   check_memory(1);
 }
 
@@ -32,8 +32,9 @@ void Predictor::check_memory(int batch) const {
 void Predictor::run(const float* images, int count, float* probs) {
   auto& exec = executors_[count];
   if (!exec) {
-    exec = backend_->compile(graph_,
-                             ExecConfig{count, image_size_, image_size_, false, precision_, conv_algorithm_, int8_ranges_});
+    ExecConfig config{count, image_size_, image_size_, false, precision_, conv_algorithm_};
+    if (precision_ == Precision::INT8) config.int8_ranges = int8_ranges_of(params_);
+    exec = backend_->compile(graph_, config);
     exec->set_parameters(params_.tensors);
   }
   exec->forward(images, probs, true);
