@@ -28,7 +28,8 @@ CLI         := $(BUILD_DIR)/bin/unet-industrial
 # The checking builds (docs/reliability.md), each in its own directory and
 # without CUDA: `make test-sanitize` runs the suite under AddressSanitizer and
 # UndefinedBehaviorSanitizer; `make fuzz [FUZZ_SECONDS=N] [FUZZERS="png npy"]`
-# builds tests/fuzz's harnesses with clang and runs each for N seconds.
+# builds tests/fuzz's harnesses with clang and runs each for N seconds,
+# JOBS of them at a time.
 SANITIZE_DIR ?= build-sanitize
 FUZZ_DIR     ?= build-fuzz
 FUZZ_SECONDS ?= 60
@@ -83,7 +84,7 @@ fuzz: deps
 	cmake -S . -B $(FUZZ_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++-14 \
 	  -DUNETIND_FUZZ=ON -DUNETIND_WITH_CUDA=OFF -DUNETIND_WITH_ONNX=OFF
 	cmake --build $(FUZZ_DIR) -j $(JOBS) --target fuzzers
-	tests/fuzz/run_fuzzers.sh $(FUZZ_DIR) $(FUZZ_SECONDS) $(FUZZERS)
+	FUZZ_JOBS=$(JOBS) tests/fuzz/run_fuzzers.sh $(FUZZ_DIR) $(FUZZ_SECONDS) $(FUZZERS)
 
 demo: build
 	$(CLI) demo
