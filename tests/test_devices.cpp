@@ -2,10 +2,14 @@
 // through one helper, refuses a device it cannot have with the list of those
 // it can, and --version says what the build has and the machine shows now.
 #include <gtest/gtest.h>
+#include <omp.h>
+
+#include <thread>
 
 #include "test_util.h"
 #include "unetind/backend.h"
 #include "unetind/error.h"
+#include "unetind/model.h"
 
 namespace unetind {
 namespace {
@@ -38,6 +42,23 @@ TEST(Devices, EveryCommandRefusesAnUnknownDeviceListingTheAvailableOnes) {
     EXPECT_NE(std::string(e.what()).find(list), std::string::npos) << e.what();
   }
   EXPECT_NO_THROW(check_device("cpu"));
+}
+
+// A server compiles its executors where it loads the model and runs them in
+// its batching thread: the thread count asked for must hold there too
+// (OpenMP's count is a per-thread setting).
+TEST(Devices, ACpuExecutorRunsOnItsThreadCountInAnyThread) {
+  if (available_cpus() < 2) GTEST_SKIP() << "one CPU: a count of 1 is also the default";
+  const Graph graph = build_graph({});
+  auto exec = make_backend("cpu", 1)->compile(graph, {1, 32, 32, false, Precision::F32});
+  exec->set_parameters(init_parameters({}, Initializer::HeUniform, 1).tensors);
+  std::vector<float> input(32 * 32, 0.5f), out(32 * 32);
+  int threads_there = 0;
+  std::thread([&] {
+    exec->forward(input.data(), out.data(), true);
+    threads_there = omp_get_max_threads();
+  }).join();
+  EXPECT_EQ(threads_there, 1);
 }
 
 TEST(Devices, VersionSaysWhatIsBuiltInAndWhatIsVisible) {

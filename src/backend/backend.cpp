@@ -31,19 +31,50 @@ std::unique_ptr<Executor> compile_cpu_checked(const Graph& graph, const ExecConf
   return cpu::compile_cpu(graph, config);
 }
 
+// OpenMP's thread count is a per-thread setting: an executor made in one
+// thread (a server loading its models) and run in another (its batching
+// worker) would otherwise run on every core whatever --threads says. So
+// each call sets it in the thread that makes it.
+class ThreadCountExecutor final : public Executor {
+ public:
+  ThreadCountExecutor(std::unique_ptr<Executor> inner, int threads) : inner_(std::move(inner)), threads_(threads) {}
+  void set_parameters(const std::vector<NamedTensor>& params) override {
+    set_cpu_threads(threads_);
+    inner_->set_parameters(params);
+  }
+  void forward(const float* input, float* out, bool probabilities) override {
+    set_cpu_threads(threads_);
+    inner_->forward(input, out, probabilities);
+  }
+  void backward(const float* dlogits, std::vector<Tensor>& grads) override {
+    set_cpu_threads(threads_);
+    inner_->backward(dlogits, grads);
+  }
+  const ExecConfig& config() const override { return inner_->config(); }
+
+ private:
+  std::unique_ptr<Executor> inner_;
+  int threads_;
+};
+
 class CpuBackend final : public Backend {
  public:
+  explicit CpuBackend(int threads) : threads_(threads) {}
   std::string name() const override { return "cpu"; }
   std::unique_ptr<Executor> compile(const Graph& graph, const ExecConfig& config) override {
-    return compile_cpu_checked(graph, config);
+    set_cpu_threads(threads_);  // primitives are laid out for the threads they will run on
+    return std::make_unique<ThreadCountExecutor>(compile_cpu_checked(graph, config), threads_);
   }
   // Host memory is the CPU's: today's host code is its training executor.
   std::unique_ptr<TrainingExecutor> compile_training(const Graph& graph, const ExecConfig& config,
                                                      const TrainingConfig& training, Communicator* group) override {
     ExecConfig c = config;
     c.training = true;
-    return make_host_training_executor(compile_cpu_checked(graph, c), training, group);
+    return make_host_training_executor(compile(graph, c), training, group);
   }
+
+ private:
+  int threads_;  // 0: OpenMP's default, one a core
 };
 
 std::string device_list() {
@@ -151,8 +182,8 @@ std::vector<std::string> compiled_backends() {
 
 std::unique_ptr<Backend> make_backend(const std::string& device, int threads) {
   if (device == "cpu") {
-    set_cpu_threads(threads);
-    return std::make_unique<CpuBackend>();
+    set_cpu_threads(threads);  // checked here; also the host code's (loss, optimiser) in this thread
+    return std::make_unique<CpuBackend>(threads);
   }
   try {
     if (device == "cuda" || device.starts_with("cuda:")) {
