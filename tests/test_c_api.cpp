@@ -53,7 +53,8 @@ std::vector<float> read_f32(const std::string& path) {
 // Compiles the example as C (not C++), warnings as errors.
 std::string compile_example(const test::TempDir& dir) {
   const std::string exe = dir.str("inspect_image");
-  const std::string command = std::string("cc -std=c11 -Wall -Wextra -Werror -pedantic -I") + UNETIND_SOURCE_DIR +
+  const std::string command = std::string("cc " UNETIND_EXAMPLE_CFLAGS " -std=c11 -Wall -Wextra -Werror -pedantic -I") +
+                              UNETIND_SOURCE_DIR +
                               "/include " + UNETIND_SOURCE_DIR + "/examples/inspect_image.c -L" +
                               UNETIND_C_LIBRARY_DIR + " -lunetind_c -Wl,-rpath," + UNETIND_C_LIBRARY_DIR + " -o " +
                               exe + " 2>" + dir.str("cc.log");
@@ -132,9 +133,7 @@ TEST(CApi, ErrorsAreCodesWithMessagesNamingTheFile) {
   EXPECT_EQ(unetind_model_inspect(model, pixels, UNETIND_PIXELS_U8, 2, 2, 1, nullptr, nullptr, &result),
             UNETIND_ERROR_ARGUMENT);  // a stride shorter than a row
   EXPECT_NE(std::string(unetind_last_error()).find("stride"), std::string::npos) << unetind_last_error();
-  EXPECT_EQ(unetind_model_inspect(model, pixels, static_cast<unetind_pixel_type>(7), 2, 2, 0, nullptr, nullptr,
-                                  &result),
-            UNETIND_ERROR_ARGUMENT);
+  EXPECT_EQ(unetind_model_inspect(model, pixels, 7, 2, 2, 0, nullptr, nullptr, &result), UNETIND_ERROR_ARGUMENT);
   const float nan_pixels[4] = {0, NAN, 0, 0};
   EXPECT_EQ(unetind_model_inspect(model, nan_pixels, UNETIND_PIXELS_F32, 2, 2, 0, nullptr, nullptr, &result),
             UNETIND_ERROR_ARGUMENT);

@@ -111,8 +111,8 @@ TEST_F(ConvertedDagmImage, OtherLayoutsGiveWhatTheFileHolds) {
                   path(file) + " " + raw),
               0);
     const std::string bytes = read_file(raw);
-    GrayImage pillow{512, 512, std::vector<float>(bytes.begin(), bytes.end())};
-    for (float& v : pillow.pixels) v = static_cast<uint8_t>(v);
+    const std::vector<uint8_t> levels(bytes.begin(), bytes.end());  // char may be signed
+    GrayImage pillow{512, 512, std::vector<float>(levels.begin(), levels.end())};
     EXPECT_EQ(max_pixel_diff(read_image_gray(path(file)), pillow), 0.0) << file;
   }
   EXPECT_EQ(read_image_gray(path("magick_miniswhite.tif")).pixels[0], 255 - png.pixels[0]);

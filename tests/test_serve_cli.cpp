@@ -79,8 +79,15 @@ TEST(ServeCli, TwoThousandMixedRequestsGetTheirAnswersAndMemoryStaysFlat) {
     EXPECT_GT(load["sent"][kind].get<int>(), 50) << kind;
     EXPECT_EQ(load["right"][kind], load["sent"][kind]) << kind;
   }
-  EXPECT_LE(after, before * 1.10) << "resident memory grew from " << before << " kB to " << after << " kB";
   std::printf("resident memory: %ld kB before the mixed load, %ld kB after\n", before, after);
+#if defined(__SANITIZE_ADDRESS__)
+  // AddressSanitizer keeps freed memory in quarantine (256 MB by default),
+  // so resident memory says nothing here; its LeakSanitizer checks the
+  // server when it exits instead, and a leak makes stop() non-zero.
+  std::printf("not compared under AddressSanitizer: LeakSanitizer checks the server at exit\n");
+#else
+  EXPECT_LE(after, before * 1.10) << "resident memory grew from " << before << " kB to " << after << " kB";
+#endif
   EXPECT_EQ(server.stop(SIGTERM), 0) << server.log();
 }
 

@@ -193,7 +193,8 @@ TEST(ServeModelIo, RefusesNonFiniteFp32Pixels) {
   const std::string header = json{{"inputs", {{{"name", "images"}, {"datatype", "FP32"}, {"shape", {1, 1, 1, 1}},
                                                {"parameters", {{"binary_data_size", 4}}}}}}}
                                  .dump();
-  const InferRequest r = parse_infer_request(header + tensor, header.size());
+  const std::string body = header + tensor;  // the request's binary tensor is a view into it
+  const InferRequest r = parse_infer_request(body, header.size());
   EXPECT_NE(request_error([&] { images_from_request(r, 16, 8); }).second.find("not finite"), std::string::npos);
 }
 

@@ -82,8 +82,10 @@ typedef struct unetind_result {
  *   probabilities  width x height floats (NULL: not wanted), 0 where a crop
  *                  cut the image away;
  *   mask           width x height bytes, 255 above the threshold, else 0;
- *   result         the score and the decision (NULL: not wanted). */
-unetind_status unetind_model_inspect(unetind_model* model, const void* pixels, unetind_pixel_type type, int width,
+ *   result         the score and the decision (NULL: not wanted).
+ * `type` is a unetind_pixel_type, taken as an int so that any value a C
+ * caller passes is refused cleanly rather than read as an invalid enum. */
+unetind_status unetind_model_inspect(unetind_model* model, const void* pixels, int type, int width,
                                      int height, size_t row_stride, float* probabilities, uint8_t* mask,
                                      unetind_result* result);
 

@@ -62,13 +62,13 @@ void require(const void* pointer, const char* what) {
   if (!pointer) throw ArgumentError(std::string(what) + " is NULL");
 }
 
-unetind::PixelFormat pixel_format(unetind_pixel_type type) {
+unetind::PixelFormat pixel_format(int type) {
   switch (type) {
     case UNETIND_PIXELS_U8: return unetind::PixelFormat::U8;
     case UNETIND_PIXELS_F32: return unetind::PixelFormat::F32;
     case UNETIND_PIXELS_F32_SCALED: return unetind::PixelFormat::F32Scaled;
   }
-  throw ArgumentError("unknown pixel type " + std::to_string(static_cast<int>(type)));
+  throw ArgumentError("unknown pixel type " + std::to_string(type));
 }
 
 }  // namespace
@@ -126,7 +126,7 @@ unetind_status unetind_model_set_threshold(unetind_model* model, float threshold
   });
 }
 
-unetind_status unetind_model_inspect(unetind_model* model, const void* pixels, unetind_pixel_type type, int width,
+unetind_status unetind_model_inspect(unetind_model* model, const void* pixels, int type, int width,
                                      int height, size_t row_stride, float* probabilities, uint8_t* mask,
                                      unetind_result* result) {
   return guarded(false, [&] {

@@ -63,7 +63,8 @@ constexpr int64_t kMaxRequestElements = int64_t{1} << 40;
 // JSON is then the body's first json_length bytes and binary tensors follow,
 // in the order of the inputs that declare `binary_data_size`). Every input's
 // element count is checked against its shape and datatype. Throws
-// RequestError naming what is wrong.
+// RequestError naming what is wrong. Binary tensors are views into `body`,
+// which must outlive the request.
 InferRequest parse_infer_request(std::string_view body, std::optional<size_t> json_length);
 
 // Parses the value of an Inference-Header-Content-Length header.
