@@ -3,12 +3,16 @@
 # alternating round by round (this machine's speed drifts): 8 concurrent
 # clients against benchmark --batch 8 (throughput), one client against
 # benchmark --batch 1 (p50 latency). 512x512 images, binary KServe requests
-# sent by bench/serve_load. The figures in docs/serving.md come from it.
+# sent by bench/serve_load (128 requests from the 8 clients, 16 each, so
+# that the ramps at the start and the end are a small part of the run).
+# Prints each round, with the server's images per forward pass in its
+# 8-client part (from /metrics), and the medians over the rounds. The
+# figures in docs/serving.md come from it.
 #
-#   [SERVE_ARGS="--max-queue-delay-us 20000"] scripts/serve_bench.sh [BUILD_DIR] [ROUNDS] [IMAGE.png]
+#   [SERVE_ARGS="--max-queue-delay-us 20000"] scripts/serve_bench.sh [BUILD_DIR] [ROUNDS (5)] [IMAGE.png]
 set -euo pipefail
 build=${1:-build}
-rounds=${2:-3}
+rounds=${2:-5}
 cli=$build/bin/unet-industrial
 load=$build/bin/serve_load
 work=$(mktemp -d)
@@ -28,14 +32,29 @@ for _ in $(seq 100); do grep -q listening "$work/port" && break; sleep 0.2; done
 port=$(grep -o '[0-9]*$' "$work/port")
 
 field() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2], {}, d))" "$@"; }
-printf "%-6s %-28s %-28s %-26s %-26s\n" round "benchmark b8 img/s" "serve 8 clients img/s" "benchmark b1 p50 ms" "serve 1 client p50 ms"
+# count and exec_count from /metrics: images and forward passes so far.
+passes() { curl -s "localhost:$port/metrics" | awk '/^nv_inference_count\{/{c=$2} /^nv_inference_exec_count\{/{e=$2} END{print c, e}'; }
+printf "%-6s %-20s %-20s %-7s %-12s %-20s %-20s %-8s\n" round "benchmark b8 img/s" "serve 8 clients" ratio "avg batch" \
+  "benchmark b1 p50 ms" "serve 1 client p50" "+ms"
+: >"$work/rounds"
 for r in $(seq "$rounds"); do
   "$cli" benchmark --mode infer --batch 8 --threads 2 --iters 6 --warmup 1 --json "$work/b8.json" >/dev/null
-  "$load" --port "$port" --model m --images "$image" --clients 8 --requests 64 --report "$work/s8.json" >/dev/null
+  read -r c0 e0 < <(passes)
+  "$load" --port "$port" --model m --images "$image" --clients 8 --requests 128 --report "$work/s8.json" >/dev/null
+  read -r c1 e1 < <(passes)
   "$cli" benchmark --mode infer --batch 1 --threads 2 --iters 20 --warmup 2 --json "$work/b1.json" >/dev/null
   "$load" --port "$port" --model m --images "$image" --clients 1 --requests 30 --report "$work/s1.json" >/dev/null
-  printf "%-6s %-28s %-28s %-26s %-26s\n" "$r" "$(field "$work/b8.json" 'round(images_per_s, 2)')" \
-    "$(field "$work/s8.json" 'round(images_per_second, 2)')" "$(field "$work/b1.json" 'round(latency_ms["p50"], 1)')" \
-    "$(field "$work/s1.json" 'round(latency_ms["p50"], 1)')"
+  b8=$(field "$work/b8.json" 'images_per_s') s8=$(field "$work/s8.json" 'images_per_second')
+  b1=$(field "$work/b1.json" 'latency_ms["p50"]') s1=$(field "$work/s1.json" 'latency_ms["p50"]')
+  ratio=$(python3 -c "print(round($s8 / $b8, 2))") extra=$(python3 -c "print(round($s1 - $b1, 1))")
+  batch=$(python3 -c "print(round(($c1 - $c0) / ($e1 - $e0), 2))")
+  echo "$ratio $extra" >>"$work/rounds"
+  printf "%-6s %-20.2f %-20.2f %-7s %-12s %-20.1f %-20.1f %-8s\n" "$r" "$b8" "$s8" "$ratio" "$batch" "$b1" "$s1" "$extra"
 done
-echo "server's average batch: $(curl -s "localhost:$port/metrics" | awk '/^nv_inference_count\{/{c=$2} /^nv_inference_exec_count\{/{e=$2} END{printf "%.2f images per forward pass", c/e}')"
+# Medians over the rounds: one round is at the mercy of a minute's drift.
+python3 - "$work/rounds" <<'PY'
+import statistics, sys
+rows = [tuple(map(float, line.split())) for line in open(sys.argv[1])]
+print(f"median: 8 clients / benchmark b8 = {statistics.median(r[0] for r in rows):.2f}; "
+      f"1 client p50 - benchmark b1 p50 = {statistics.median(r[1] for r in rows):+.1f} ms")
+PY
