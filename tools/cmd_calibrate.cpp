@@ -48,8 +48,8 @@ void register_calibrate(CLI::App& app) {
     const std::string source = "class " + std::to_string(opt->class_id) + " " + opt->split + " of " + opt->data;
     const Int8Calibration c = calibrate_int8(params, images, static_cast<int>(count), opt->image_size, source);
     write_calibrated_model(opt->model, opt->out, c);
-    std::printf("calibrated %s on %zu image(s) of %s: %zu activation ranges, written to %s\n", opt->model.c_str(),
-                count, source.c_str(), c.ranges.size(), opt->out.c_str());
+    std::printf("calibrated %s on %zu image(s) of %s: the range of each channel of %zu activations, written to %s\n",
+                opt->model.c_str(), count, source.c_str(), c.ranges.size(), opt->out.c_str());
   });
 }
 

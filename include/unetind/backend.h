@@ -44,10 +44,10 @@ struct ExecConfig {
   bool training = false;  // keep what backward() needs
   Precision precision = Precision::F32;
   ConvAlgorithm conv_algorithm = ConvAlgorithm::Auto;
-  // INT8 only: for every graph node, the largest |value| its fp32 output
-  // took on the calibration images (calibration.h); each activation is
-  // quantised to that range.
-  std::vector<float> int8_ranges = {};
+  // INT8 only: for every graph node and each of its channels, the largest
+  // |value| its fp32 output took on the calibration images (calibration.h);
+  // each channel is quantised to its range.
+  std::vector<std::vector<float>> int8_ranges = {};
 };
 
 // Throws an Error, prefixed by `who`, where `config`'s batch is below 1 or

@@ -14,7 +14,8 @@
 namespace unetind {
 
 struct Int8Calibration {
-  std::vector<float> ranges;  // per graph node: the largest |value| of its fp32 output
+  // Per graph node, per channel: the largest |value| of its fp32 output.
+  std::vector<std::vector<float>> ranges;
   int images = 0;             // how many images it was measured on
   std::string source;         // where they came from, e.g. "DAGM class 1 Train (/data)"
   uint32_t weights_crc = 0;   // CRC-32C of the parameters' float bytes, in parameter order
@@ -24,7 +25,7 @@ struct Int8Calibration {
 // name `path` where the entry is malformed.
 std::optional<Int8Calibration> read_int8_calibration(const SafetensorsFile& file, const std::string& path);
 
-// The ranges of `params`' activations on `images` (count x size x size,
+// The channel ranges of `params`' activations on `images` (count x size x size,
 // prepared as for the model), measured in fp32 on the CPU.
 Int8Calibration calibrate_int8(const Parameters& params, const std::vector<float>& images, int count, int size,
                                std::string source);
@@ -40,6 +41,6 @@ void write_calibrated_model(const std::string& model_path, const std::string& ou
 
 // The ranges an int8 executor for `params` takes; throws an Error naming the
 // model file when it has no calibration or one made for other weights.
-const std::vector<float>& int8_ranges_of(const Parameters& params);
+const std::vector<std::vector<float>>& int8_ranges_of(const Parameters& params);
 
 }  // namespace unetind

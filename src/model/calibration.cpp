@@ -18,7 +18,11 @@ std::optional<Int8Calibration> read_int8_calibration(const SafetensorsFile& file
   try {
     const nlohmann::json j = nlohmann::json::parse(it->second);
     Int8Calibration c;
-    c.ranges = j.at("ranges").get<std::vector<float>>();
+    const nlohmann::json& ranges = j.at("ranges");
+    if (!ranges.empty() && ranges.front().is_number())
+      throw_file_error(path, "its int8 calibration has one range per activation, from an earlier version of this "
+                             "program, which now keeps one per channel; calibrate it again");
+    c.ranges = ranges.get<std::vector<std::vector<float>>>();
     c.images = j.at("images").get<int>();
     c.source = j.at("source").get<std::string>();
     c.weights_crc = j.at("weights_crc32c").get<uint32_t>();
@@ -57,12 +61,12 @@ void write_calibrated_model(const std::string& model_path, const std::string& ou
   j["images"] = calibration.images;
   j["source"] = calibration.source;
   j["weights_crc32c"] = calibration.weights_crc;
-  j["method"] = "max |value| of each activation in fp32";
+  j["method"] = "max |value| of each channel of each activation in fp32";
   file.metadata[kMetaCalibration] = j.dump();
   write_safetensors(out_path, file.tensors, file.metadata);
 }
 
-const std::vector<float>& int8_ranges_of(const Parameters& params) {
+const std::vector<std::vector<float>>& int8_ranges_of(const Parameters& params) {
   const std::string file = params.source.empty() ? "the model" : params.source;
   if (!params.int8_calibration)
     throw Error(file + ": no int8 calibration; make one with `unet-industrial calibrate --model " + file +

@@ -40,7 +40,7 @@ memory concat_forward(Net& net, const memory& a, const memory& b, const ConcatQu
     for (const memory& part : {a, b}) {
       const memory::desc part_md = part.get_desc();
       memory view = net.make_view(dst, dst_md.submemory_desc(part_md.dims(), {0, offset, 0, 0}));
-      const dnnl::primitive_attr attr = quant ? scaled({quant->rescale[i]}, -1) : dnnl::primitive_attr();
+      const dnnl::primitive_attr attr = quant ? scaled({quant->rescale[i]}, {}) : dnnl::primitive_attr();
       net.append(net.forward,
                  dnnl::reorder::primitive_desc(net.engine, part_md, net.engine, view.get_desc(), user_scratchpad(attr)),
                  {{DNNL_ARG_FROM, part}, {DNNL_ARG_TO, view}});

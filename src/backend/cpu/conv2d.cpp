@@ -54,16 +54,20 @@ memory conv_forward(Net& net, ConvLayer& layer, const memory& src, int batch, in
     ops.append_eltwise(1.0f, algorithm::eltwise_relu, eltwise_alpha(s.activation), 0.0f);
     attr.set_post_ops(ops);
   }
-  // INT8: stored dst = (s32 sum + stored bias) x dst_scale / (src_scale x weight_scale[oc]).
-  std::vector<float> weight_scales, bias_scales;
+  // INT8: the input's channel scales are folded into the stored weights
+  // (weight[oc][ic] x weight_scale[oc] / src_scale[ic]), so the s32 sums are
+  // real sums x weight_scale[oc], and stored dst = (s32 sum + stored bias) x
+  // dst_scale[oc] / weight_scale[oc].
+  std::vector<float> stored_weight_scales, bias_scales;
   if (quant) {
     std::vector<float> output_scales;
-    for (float w : quant->weight_scales) {
-      output_scales.push_back(quant->dst_scale / (quant->src_scale * w));
-      bias_scales.push_back(quant->src_scale * w);
+    for (int o = 0; o < s.out_channels; ++o) {
+      const float w = quant->weight_scales[o];
+      output_scales.push_back(quant->dst_scales[o] / w);
+      bias_scales.push_back(w);
+      for (int i = 0; i < s.in_channels; ++i) stored_weight_scales.push_back(w / quant->src_scales[i]);
     }
-    attr = scaled(output_scales, 1, attr);
-    weight_scales = quant->weight_scales;
+    attr = scaled(output_scales, {1}, attr);
   }
   auto make_pd = [&](algorithm alg) {
     auto desc = dnnl::convolution_forward::desc(
@@ -84,8 +88,8 @@ memory conv_forward(Net& net, ConvLayer& layer, const memory& src, int batch, in
   layer.weights = net.make(layer.fwd_pd.weights_desc());
   layer.bias = net.make(layer.fwd_pd.bias_desc());
   if (quant)
-    layer.load_steps = {reorder_step(layer.user_weights, layer.weights, scaled(weight_scales, 0)),
-                        reorder_step(layer.user_bias, layer.bias, scaled(bias_scales, 0))};
+    layer.load_steps = {reorder_step(layer.user_weights, layer.weights, scaled(stored_weight_scales, {0, 1})),
+                        reorder_step(layer.user_bias, layer.bias, scaled(bias_scales, {0}))};
   else
     layer.load_steps = {reorder_step(layer.user_weights, layer.weights), reorder_step(layer.user_bias, layer.bias)};
 

@@ -40,8 +40,10 @@ class CpuExecutor final : public Executor {
   void set_parameters(const std::vector<NamedTensor>& params) override {
     plan_.check_parameters(params);
     if (config().precision == Precision::INT8) {
-      std::vector<std::vector<float>> scales;
-      for (size_t c = 0; c < plan_.graph().convs.size(); ++c) scales.push_back(weight_scales(params[2 * c].tensor));
+      std::vector<std::vector<float>> scales(plan_.graph().convs.size());
+      for (const Node& node : plan_.graph().nodes)
+        if (node.kind == OpKind::Conv2d)
+          scales[node.conv] = weight_scales(params[2 * node.conv].tensor, int8_[node.inputs[0]].scales);
       if (scales != weight_scales_ || !built_) {
         weight_scales_ = std::move(scales);
         try {
@@ -88,19 +90,21 @@ class CpuExecutor final : public Executor {
 
   // Observed executors, after forward(): the largest |value| of each node's
   // output (in node order; the input's from the caller's array, still set).
-  std::vector<float> node_max_abs() {
+  // Per node, per channel.
+  std::vector<std::vector<float>> node_max_abs() {
     if (!observed_) throw Error("cpu backend: node_max_abs() of an executor not compiled to observe");
-    std::vector<float> out;
+    std::vector<std::vector<float>> out;
     for (memory& m : outs_) {
-      const memory::desc md = m.get_desc();
-      memory plain(memory::desc(md.dims(), dt::f32, tag::nchw), net_.engine);
+      const memory::dims dims = m.get_desc().dims();
+      memory plain(memory::desc(dims, dt::f32, tag::nchw), net_.engine);
       dnnl::reorder(m, plain).execute(net_.stream, m, plain);
       net_.stream.wait();
       const auto* v = static_cast<const float*>(plain.get_data_handle());
-      const size_t count = plain.get_desc().get_size() / sizeof(float);
-      float max_abs = 0;
-      for (size_t k = 0; k < count; ++k) max_abs = std::max(max_abs, std::fabs(v[k]));
-      out.push_back(max_abs);
+      const size_t channels = size_t(dims[1]), plane = size_t(dims[2] * dims[3]);
+      std::vector<float> max_abs(channels, 0.0f);
+      for (size_t k = 0; k < size_t(dims[0]) * channels * plane; ++k)
+        max_abs[(k / plane) % channels] = std::max(max_abs[(k / plane) % channels], std::fabs(v[k]));
+      out.push_back(std::move(max_abs));
     }
     return out;
   }
@@ -147,7 +151,7 @@ class CpuExecutor final : public Executor {
       outs_[0] = net_.make_activation(memory::desc(user_input_.get_desc().dims(), int8_[0].type, tag::nhwc));
       net_.append(net_.forward,
                   dnnl::reorder::primitive_desc(net_.engine, user_input_.get_desc(), net_.engine, outs_[0].get_desc(),
-                                                user_scratchpad(scaled({int8_[0].scale}, -1))),
+                                                user_scratchpad(scaled(int8_[0].scales, {1}))),
                   {{DNNL_ARG_FROM, user_input_}, {DNNL_ARG_TO, outs_[0]}});
     }
     for (size_t i = 1; i < graph.nodes.size(); ++i) {
@@ -159,7 +163,7 @@ class CpuExecutor final : public Executor {
           const dt dst_type = static_cast<int>(i) == graph.output ? dt::f32 : act;
           const NodeSize& size = plan_.size(int(i));
           if (!int8_.empty()) {
-            const ConvQuant quant{int8_[node.inputs[0]].scale, int8_[i].scale, weight_scales_[node.conv]};
+            const ConvQuant quant{int8_[node.inputs[0]].scales, int8_[i].scales, weight_scales_[node.conv]};
             outs_[i] = conv_forward(net_, convs_[node.conv], in, n, size.height, size.width, act, int8_[i].type,
                                     false, false, &quant);
           } else {
@@ -175,9 +179,11 @@ class CpuExecutor final : public Executor {
             outs_[i] = concat_forward(net_, in, outs_[node.inputs[1]]);
             break;
           }
-          const float scale = int8_[i].scale;
-          const ConcatQuant quant{int8_[i].type,
-                                  {scale / int8_[node.inputs[0]].scale, scale / int8_[node.inputs[1]].scale}};
+          // Each input channel keeps its scale, converted only from u8 into s8.
+          const dt type = int8_[i].type;
+          const ConcatQuant quant{type,
+                                  {int8_levels(type) / int8_levels(int8_[node.inputs[0]].type),
+                                   int8_levels(type) / int8_levels(int8_[node.inputs[1]].type)}};
           outs_[i] = concat_forward(net_, in, outs_[node.inputs[1]], &quant);
           break;
         }
@@ -255,15 +261,18 @@ ArenaStats arena_stats(const Executor& exec) {
   return {cpu->net().arena_bytes(), cpu->net().activation_bytes(), cpu->net().placements()};
 }
 
-std::vector<float> node_max_abs(const Graph& graph, const std::vector<NamedTensor>& params, const float* images,
-                                int count, int height, int width) {
+std::vector<std::vector<float>> node_max_abs(const Graph& graph, const std::vector<NamedTensor>& params,
+                                             const float* images, int count, int height, int width) {
   CpuExecutor exec(graph, ExecConfig{1, height, width, false, Precision::F32, ConvAlgorithm::Auto, {}}, true);
   exec.set_parameters(params);
-  std::vector<float> out(graph.nodes.size(), 0.0f), logits(exec.plan_output_count());
+  std::vector<float> logits(exec.plan_output_count());
+  std::vector<std::vector<float>> out;
   for (int i = 0; i < count; ++i) {
     exec.forward(images + size_t(i) * height * width, logits.data(), false);
-    const std::vector<float> m = exec.node_max_abs();
-    for (size_t k = 0; k < out.size(); ++k) out[k] = std::max(out[k], m[k]);
+    const std::vector<std::vector<float>> m = exec.node_max_abs();
+    if (out.empty()) out = m;
+    for (size_t k = 0; k < out.size(); ++k)
+      for (size_t c = 0; c < out[k].size(); ++c) out[k][c] = std::max(out[k][c], m[k][c]);
   }
   return out;
 }

@@ -17,10 +17,10 @@ struct ArenaStats {
 };
 ArenaStats arena_stats(const Executor& exec);
 
-// INT8 calibration: the largest |value| of every graph node's output, in node
-// order, over `count` prepared images (count x height x width x 1), run one
-// at a time in fp32.
-std::vector<float> node_max_abs(const Graph& graph, const std::vector<NamedTensor>& params, const float* images,
-                                int count, int height, int width);
+// INT8 calibration: the largest |value| of each channel of every graph
+// node's output, in node order, over `count` prepared images (count x height
+// x width x 1), run one at a time in fp32.
+std::vector<std::vector<float>> node_max_abs(const Graph& graph, const std::vector<NamedTensor>& params,
+                                             const float* images, int count, int height, int width);
 
 }  // namespace unetind::cpu

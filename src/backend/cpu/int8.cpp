@@ -10,29 +10,44 @@ namespace unetind::cpu {
 
 namespace {
 using dt = dnnl::memory::data_type;
-
-float levels(dt type) { return type == dt::u8 ? 255.0f : 127.0f; }
 }  // namespace
 
-std::vector<ActivationQuant> plan_int8(const Graph& graph, const std::vector<float>& ranges) {
+float int8_levels(dt type) { return type == dt::u8 ? 255.0f : 127.0f; }
+
+std::vector<ActivationQuant> plan_int8(const Graph& graph, const std::vector<std::vector<float>>& ranges) {
   if (ranges.size() != graph.nodes.size())
-    throw Error("int8: the calibration has " + std::to_string(ranges.size()) + " activation ranges, the model " +
-                std::to_string(graph.nodes.size()) + " nodes (calibrated for another model?)");
-  for (size_t i = 0; i < ranges.size(); ++i)
-    if (!std::isfinite(ranges[i]) || ranges[i] < 0)
-      throw Error("int8: the calibration's range of node " + std::to_string(i) + " is " + std::to_string(ranges[i]));
-  // A node that never took a non-zero value still needs a finite scale.
-  auto range = [&](int i) { return std::max(ranges[i], 1e-6f); };
+    throw Error("int8: the calibration has ranges for " + std::to_string(ranges.size()) + " activations, the model " +
+                std::to_string(graph.nodes.size()) + " (calibrated for another model?)");
+  for (size_t i = 0; i < ranges.size(); ++i) {
+    if (ranges[i].size() != size_t(graph.nodes[i].channels))
+      throw Error("int8: the calibration has " + std::to_string(ranges[i].size()) + " channel ranges for node " +
+                  std::to_string(i) + ", which has " + std::to_string(graph.nodes[i].channels) +
+                  " channels (calibrated for another model?)");
+    for (float r : ranges[i])
+      if (!std::isfinite(r) || r < 0)
+        throw Error("int8: the calibration's range of a channel of node " + std::to_string(i) + " is " +
+                    std::to_string(r));
+  }
+  // Over each channel's range; a channel that never took a non-zero value
+  // still needs a finite scale.
+  auto scales_over = [&](int node, dt type) {
+    std::vector<float> s;
+    for (float r : ranges[node]) s.push_back(int8_levels(type) / std::max(r, 1e-6f));
+    return s;
+  };
 
   std::vector<ActivationQuant> q(graph.nodes.size());
   for (size_t i = 0; i < graph.nodes.size(); ++i) {
     const Node& node = graph.nodes[i];
     switch (node.kind) {
-      case OpKind::Input: q[i] = {dt::s8, 127.0f / range(int(i))}; break;
+      case OpKind::Input: q[i] = {dt::s8, scales_over(int(i), dt::s8)}; break;
       case OpKind::Conv2d: {
-        if (int(i) == graph.output) break;  // f32 logits
+        if (int(i) == graph.output) {  // f32 logits
+          q[i] = {dt::f32, std::vector<float>(node.channels, 1.0f)};
+          break;
+        }
         const dt type = graph.convs[node.conv].activation == Activation::Relu ? dt::u8 : dt::s8;
-        q[i] = {type, levels(type) / range(int(i))};
+        q[i] = {type, scales_over(int(i), type)};
         break;
       }
       case OpKind::MaxPool2x2:
@@ -41,10 +56,11 @@ std::vector<ActivationQuant> plan_int8(const Graph& graph, const std::vector<flo
         const ActivationQuant& a = q[node.inputs[0]];
         const ActivationQuant& b = q[node.inputs[1]];
         if (a.type == dt::f32 || b.type == dt::f32) throw Error("int8: a concatenation of an fp32 activation");
-        const dt type = a.type == dt::u8 && b.type == dt::u8 ? dt::u8 : dt::s8;
-        // The real ranges the inputs are stored over.
-        const float widest = std::max(levels(a.type) / a.scale, levels(b.type) / b.scale);
-        q[i] = {type, levels(type) / widest};
+        q[i].type = a.type == dt::u8 && b.type == dt::u8 ? dt::u8 : dt::s8;
+        // Each channel keeps its real range: a u8 channel stored as s8 has
+        // half the levels.
+        for (const ActivationQuant* part : {&a, &b})
+          for (float s : part->scales) q[i].scales.push_back(s * int8_levels(q[i].type) / int8_levels(part->type));
         break;
       }
     }
@@ -52,11 +68,14 @@ std::vector<ActivationQuant> plan_int8(const Graph& graph, const std::vector<flo
   return q;
 }
 
-std::vector<float> weight_scales(const Tensor& hwio) {
-  const int64_t out = hwio.shape.back();
+std::vector<float> weight_scales(const Tensor& hwio, const std::vector<float>& src_scales) {
+  const int64_t out = hwio.shape.back(), in = hwio.shape[hwio.shape.size() - 2];
+  if (int64_t(src_scales.size()) != in)
+    throw Error("int8: " + std::to_string(src_scales.size()) + " input scales for a kernel of " + std::to_string(in) +
+                " input channels");
   std::vector<float> max_abs(out, 0.0f);
   for (size_t k = 0; k < hwio.data.size(); ++k)
-    max_abs[k % out] = std::max(max_abs[k % out], std::fabs(hwio.data[k]));
+    max_abs[k % out] = std::max(max_abs[k % out], std::fabs(hwio.data[k]) / src_scales[(k / out) % in]);
   std::vector<float> scales(out);
   for (int64_t o = 0; o < out; ++o) scales[o] = max_abs[o] > 0 ? 127.0f / max_abs[o] : 1.0f;
   return scales;

@@ -1,17 +1,26 @@
-// INT8 inference on the CPU: which type and scale each activation is stored
-// in, from a calibration's ranges, and the weights' per-channel scales.
+// INT8 inference on the CPU: which type and scales each activation is stored
+// in, from a calibration's ranges, and the weights' scales.
 //
-// The scheme (docs/performance.md): stored = round(real x scale), saturated.
-// The input is s8 over its range; a ReLU convolution's output is u8 over
-// [0, range], any other s8 over [-range, range]; pooling and upsampling keep
-// their input's type and scale (they only move values); a concatenation
-// takes the wider range of its inputs, each requantised into it. Weights are
-// s8, symmetric, one scale per output channel. The output 1x1 convolution
-// takes u8 like the others but is not requantised: its s32 sums are scaled
-// to f32 logits, and the sigmoid runs in fp32. (Feeding it f32 instead made
-// the tail of the network 2-3x slower than bf16's: 4 bytes a value written
-// and read for 32 channels at full resolution, for the same logits within
-// the quantisation of its input.)
+// The scheme (docs/performance.md): stored = round(real x scale[channel]),
+// saturated, with one scale per channel of every activation. The input is s8
+// over its range; a ReLU convolution's output is u8 over [0, range], any
+// other s8 over [-range, range]; pooling and upsampling keep their input's
+// type and scales (they only move values, channel by channel); a
+// concatenation keeps each input channel's scale, only converted where a u8
+// input goes into an s8 output. A convolution folds its input's channel
+// scales into its weights, which are s8, symmetric, one scale per output
+// channel, so that its s32 sums are in real units times the weight scale;
+// its per-channel output scales then produce its output's scales. The output
+// 1x1 convolution takes u8 like the others but is not requantised: its s32
+// sums are scaled to f32 logits, and the sigmoid runs in fp32. (Feeding it
+// f32 instead made the tail of the network 2-3x slower than bf16's: 4 bytes
+// a value written and read for 32 channels at full resolution, for the same
+// logits within the quantisation of its input.)
+//
+// Why per channel: a decoder channel can range over thousands where its
+// neighbours range over tens; one scale for the tensor leaves the small ones
+// a few levels, and a poorly trained model's decisions hang on them
+// (docs/performance.md, classes 4 and 5).
 #pragma once
 #include <dnnl.hpp>
 #include <vector>
@@ -23,16 +32,21 @@ namespace unetind::cpu {
 
 struct ActivationQuant {
   dnnl::memory::data_type type = dnnl::memory::data_type::f32;
-  float scale = 1;  // stored = real x scale; 1 for f32
+  std::vector<float> scales;  // per channel: stored = real x scale; 1 for f32
 };
 
-// One entry per graph node. Throws an Error where `ranges` does not have one
-// positive finite value per node.
-std::vector<ActivationQuant> plan_int8(const Graph& graph, const std::vector<float>& ranges);
+// One entry per graph node. Throws an Error where `ranges` does not have, for
+// each node, one non-negative finite value per channel.
+std::vector<ActivationQuant> plan_int8(const Graph& graph, const std::vector<std::vector<float>>& ranges);
 
-// 127 / max |w| over each output channel of an HWIO kernel (1 where a
-// channel is all zero).
-std::vector<float> weight_scales(const Tensor& hwio);
+// 255 for u8, 127 for s8: the largest stored magnitude.
+float int8_levels(dnnl::memory::data_type type);
+
+// A convolution's s8 weights for an input stored with `src_scales` (one per
+// input channel): 127 / max |w / src_scale[in]| over each output channel of
+// the HWIO kernel (1 where a channel is all zero). Stored weight
+// [o][in] = round(w x scale[o] / src_scale[in]).
+std::vector<float> weight_scales(const Tensor& hwio, const std::vector<float>& src_scales);
 
 // oneDNN's int8 convolutions use VNNI where the CPU has it (AVX512-VNNI or
 // AVX-VNNI), and slower non-VNNI kernels elsewhere.

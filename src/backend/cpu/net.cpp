@@ -141,8 +141,10 @@ Step reorder_step(const memory& from, const memory& to, const dnnl::primitive_at
   return {dnnl::reorder(from, to, attr), {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}}};
 }
 
-dnnl::primitive_attr scaled(const std::vector<float>& scales, int dim, dnnl::primitive_attr attr) {
-  attr.set_output_scales(dim < 0 ? 0 : 1 << dim, scales);
+dnnl::primitive_attr scaled(const std::vector<float>& scales, const std::vector<int>& dims, dnnl::primitive_attr attr) {
+  int mask = 0;
+  for (int d : dims) mask |= 1 << d;
+  attr.set_output_scales(mask, scales);
   return attr;
 }
 

@@ -95,9 +95,11 @@ memory reorder_if_needed(Net& net, std::vector<Step>& steps, const memory& from,
 // gradients), run outside the planned passes; `attr` may scale (INT8).
 Step reorder_step(const memory& from, const memory& to, const dnnl::primitive_attr& attr = {});
 
-// `attr` whose output scales are `scales` along dimension `dim` (one per
-// index), or one common scale when `dim` < 0.
-dnnl::primitive_attr scaled(const std::vector<float>& scales, int dim, dnnl::primitive_attr attr = {});
+// `attr` whose output scales are `scales` along dimensions `dims` (one per
+// index of those dimensions, the last fastest), or one common scale when
+// `dims` is empty.
+dnnl::primitive_attr scaled(const std::vector<float>& scales, const std::vector<int>& dims,
+                            dnnl::primitive_attr attr = {});
 
 // A plain (user-layout) f32 memory with no buffer of its own: callers set the
 // data handle to their own array before each run.

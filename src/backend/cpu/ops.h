@@ -29,13 +29,14 @@ struct ConvLayer {
   std::vector<Step> grad_steps;            // primitive layout -> user, run after backward
 };
 
-// INT8 inference: stored = round(real x scale), saturated, for src, dst and
-// (one scale per output channel) the s8 weights; an f32 dst holds real
-// values (dst_scale 1). oneDNN 2.6 computes (s32 sum + bias) x output scale,
-// so the bias is stored pre-multiplied by src_scale x weight_scale.
+// INT8 inference: stored = round(real x scale), saturated, per channel of
+// src and dst (int8.h); an f32 dst holds real values (dst scales of 1). The
+// src scales are folded into the s8 weights, so oneDNN 2.6's (s32 sum +
+// bias) x output scale takes the bias pre-multiplied by the weight scale.
 struct ConvQuant {
-  float src_scale = 1, dst_scale = 1;
-  std::vector<float> weight_scales;
+  std::vector<float> src_scales;     // per input channel (int8.h)
+  std::vector<float> dst_scales;     // per output channel; 1 for f32 logits
+  std::vector<float> weight_scales;  // per output channel, for src_scales folded in
 };
 
 // act_type is the compute type of src, weights and dst; dst_type may differ
