@@ -70,6 +70,10 @@ TEST(Int8Plan, TypesAndScalesFollowTheScheme) {
       EXPECT_EQ(q[i].scales, q[n.inputs[0]].scales);  // pooling and upsampling move values only
     }
   }
+  // A u8 channel concatenated into s8 keeps its real range on half the levels.
+  EXPECT_FLOAT_EQ(cpu::int8_rescale(dt::u8, dt::s8), 127.0f / 255.0f);
+  EXPECT_EQ(cpu::int8_rescale(dt::u8, dt::u8), 1.0f);
+  EXPECT_EQ(cpu::int8_rescale(dt::s8, dt::s8), 1.0f);
   // A channel missing, a node missing, a range that is not one: refused.
   ranges = distinct_ranges(g);
   ranges[3].pop_back();

@@ -182,8 +182,8 @@ class CpuExecutor final : public Executor {
           // Each input channel keeps its scale, converted only from u8 into s8.
           const dt type = int8_[i].type;
           const ConcatQuant quant{type,
-                                  {int8_levels(type) / int8_levels(int8_[node.inputs[0]].type),
-                                   int8_levels(type) / int8_levels(int8_[node.inputs[1]].type)}};
+                                  {int8_rescale(int8_[node.inputs[0]].type, type),
+                                   int8_rescale(int8_[node.inputs[1]].type, type)}};
           outs_[i] = concat_forward(net_, in, outs_[node.inputs[1]], &quant);
           break;
         }

@@ -10,9 +10,12 @@ namespace unetind::cpu {
 
 namespace {
 using dt = dnnl::memory::data_type;
+
+// The largest stored magnitude.
+float levels(dt type) { return type == dt::u8 ? 255.0f : 127.0f; }
 }  // namespace
 
-float int8_levels(dt type) { return type == dt::u8 ? 255.0f : 127.0f; }
+float int8_rescale(dt from, dt to) { return levels(to) / levels(from); }
 
 std::vector<ActivationQuant> plan_int8(const Graph& graph, const std::vector<std::vector<float>>& ranges) {
   if (ranges.size() != graph.nodes.size())
@@ -32,7 +35,7 @@ std::vector<ActivationQuant> plan_int8(const Graph& graph, const std::vector<std
   // still needs a finite scale.
   auto scales_over = [&](int node, dt type) {
     std::vector<float> s;
-    for (float r : ranges[node]) s.push_back(int8_levels(type) / std::max(r, 1e-6f));
+    for (float r : ranges[node]) s.push_back(levels(type) / std::max(r, 1e-6f));
     return s;
   };
 
@@ -60,7 +63,7 @@ std::vector<ActivationQuant> plan_int8(const Graph& graph, const std::vector<std
         // Each channel keeps its real range: a u8 channel stored as s8 has
         // half the levels.
         for (const ActivationQuant* part : {&a, &b})
-          for (float s : part->scales) q[i].scales.push_back(s * int8_levels(q[i].type) / int8_levels(part->type));
+          for (float s : part->scales) q[i].scales.push_back(s * int8_rescale(part->type, q[i].type));
         break;
       }
     }

@@ -17,10 +17,10 @@
 // a value written and read for 32 channels at full resolution, for the same
 // logits within the quantisation of its input.)
 //
-// Why per channel: a decoder channel can range over thousands where its
-// neighbours range over tens; one scale for the tensor leaves the small ones
-// a few levels, and a poorly trained model's decisions hang on them
-// (docs/performance.md, classes 4 and 5).
+// Why per channel: the channels of one activation range over very different
+// values; a skip concatenation at full resolution joins encoder channels of
+// range ~2 with decoder channels of range ~2000, and one scale for the
+// tensor stored the encoder's as 0 (docs/performance.md).
 #pragma once
 #include <dnnl.hpp>
 #include <vector>
@@ -39,8 +39,9 @@ struct ActivationQuant {
 // each node, one non-negative finite value per channel.
 std::vector<ActivationQuant> plan_int8(const Graph& graph, const std::vector<std::vector<float>>& ranges);
 
-// 255 for u8, 127 for s8: the largest stored magnitude.
-float int8_levels(dnnl::memory::data_type type);
+// What a value stored as `from` is multiplied by to be stored as `to` over
+// the same real range: 127/255 from u8 into s8, 1 between equal types.
+float int8_rescale(dnnl::memory::data_type from, dnnl::memory::data_type to);
 
 // A convolution's s8 weights for an input stored with `src_scales` (one per
 // input channel): 127 / max |w / src_scale[in]| over each output channel of

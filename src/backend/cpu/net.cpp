@@ -141,7 +141,8 @@ Step reorder_step(const memory& from, const memory& to, const dnnl::primitive_at
   return {dnnl::reorder(from, to, attr), {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}}};
 }
 
-dnnl::primitive_attr scaled(const std::vector<float>& scales, const std::vector<int>& dims, dnnl::primitive_attr attr) {
+dnnl::primitive_attr scaled(const std::vector<float>& scales, const std::vector<int>& dims,
+                            dnnl::primitive_attr attr) {
   int mask = 0;
   for (int d : dims) mask |= 1 << d;
   attr.set_output_scales(mask, scales);
