@@ -129,7 +129,7 @@ TEST(HostileInput, WeightsThatOverflowGiveAnErrorNotNanScores) {
                           &log),
             1)
       << log;
-  EXPECT_TRUE(contains(log, "the model's output is NaN")) << log;
+  EXPECT_TRUE(contains(log, "the model's output is not finite")) << log;
   EXPECT_FALSE(fs::exists(dir.str("out/predictions.csv")));
 }
 

@@ -71,6 +71,14 @@ double usable_memory_bytes();
 // use Y GB".
 void check_fits_in_memory(double bytes, const std::string& what);
 
+// Throws an Error naming the image where one of `batch` outputs of
+// `per_image` values each is not finite: the weights are so large that
+// float32 arithmetic overflowed. Whether such an overflow ends as NaN or as
+// an infinite logit depends on the ISA (AVX2's ReLU turns NaN into 0,
+// AVX-512's keeps it), so executors check the logits before their sigmoid,
+// which would turn an infinite one into a plausible 1.
+void check_outputs_finite(const float* out, size_t per_image, int batch);
+
 class Executor {
  public:
   virtual ~Executor() = default;

@@ -26,8 +26,8 @@ class Predictor {
   void check_memory(int batch) const;
 
   // images: count x size x size, prepared (prepare_input); probs: the same
-  // size, sigmoid outputs. Throws Error where an output is NaN (weights so
-  // large that float32 overflows), rather than hand it on.
+  // size, sigmoid outputs. Throws Error where an output is not finite
+  // (weights so large that float32 overflows), rather than hand it on.
   void run(const float* images, int count, float* probs);
 
   int image_size() const { return image_size_; }

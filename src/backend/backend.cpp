@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 
@@ -152,6 +153,17 @@ void check_fits_in_memory(double bytes, const std::string& what) {
   std::snprintf(text, sizeof text, " needs at least %.3g GB of memory, but this process may use %.3g GB", bytes / 1e9,
                 usable / 1e9);
   throw Error(what + text);
+}
+
+void check_outputs_finite(const float* out, size_t per_image, int batch) {
+  const size_t n = per_image * static_cast<size_t>(batch);
+  bool finite = true;
+  for (size_t i = 0; i < n; ++i) finite &= std::isfinite(out[i]);  // branch-free: one vectorised pass
+  if (finite) return;
+  for (size_t i = 0; i < n; ++i)
+    if (!std::isfinite(out[i]))
+      throw Error("the model's output is not finite (image " + std::to_string(i / per_image) +
+                  " of the batch): its weights are so large that float32 arithmetic overflows");
 }
 
 std::string to_string(ConvAlgorithm a) { return a == ConvAlgorithm::Direct ? "direct" : "auto"; }

@@ -1,7 +1,5 @@
 #include "unetind/predictor.h"
 
-#include <cmath>
-
 #include "unetind/calibration.h"
 #include "unetind/error.h"
 #include "unetind/image_io.h"
@@ -38,13 +36,8 @@ void Predictor::run(const float* images, int count, float* probs) {
     exec->set_parameters(params_.tensors);
   }
   exec->forward(images, probs, true);
-  // A sigmoid turns an infinite logit into 0 or 1; NaN means inf - inf
-  // inside the network.
-  const size_t n = static_cast<size_t>(count) * image_size_ * image_size_;
-  for (size_t i = 0; i < n; ++i)
-    if (std::isnan(probs[i]))
-      throw Error("the model's output is NaN (image " + std::to_string(i / (n / count)) +
-                  " of the batch): its weights are so large that float32 arithmetic overflows");
+  // The CPU executor checks its logits; this catches a NaN from any backend.
+  check_outputs_finite(probs, static_cast<size_t>(image_size_) * image_size_, count);
 }
 
 PreparedImage load_prepared_image(const std::string& path, int size) {

@@ -67,7 +67,9 @@ class CpuExecutor final : public Executor {
     user_output_.set_data_handle(out);
     net_.run(net_.forward);
     net_.run(output_steps_);
-    if (probabilities) net_.run(sigmoid_steps_);
+    if (!probabilities) return;
+    check_outputs_finite(out, plan_output_count() / config().batch, config().batch);
+    net_.run(sigmoid_steps_);
   }
 
   void backward(const float* dlogits, std::vector<Tensor>& grads) override {
