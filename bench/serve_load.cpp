@@ -177,6 +177,7 @@ void client_loop(const Options& opt, const std::vector<Image>& images, std::atom
   cli.set_read_timeout(60, 0);
   cli.set_write_timeout(60, 0);
   cli.set_keep_alive(true);
+  cli.set_tcp_nodelay(true);  // as curl and tritonclient do
   for (;;) {
     const long i = next++;
     if (!opt.until_refused && i >= opt.requests) return;

@@ -2,6 +2,8 @@
 // resize_image_with_crop_or_pad. For an odd size difference the extra padded
 // row/column goes after (bottom, right); a crop starts at (in - out) / 2
 // rounded down.
+#include <algorithm>
+
 #include "unetind/error.h"
 #include "unetind/model.h"
 
@@ -20,14 +22,13 @@ std::vector<float> crop_or_pad(const std::vector<float>& values, int in_width, i
   std::vector<float> out(static_cast<size_t>(out_width) * out_height, 0.0f);
   const int off_y = crop_pad_offset(in_height, out_height);
   const int off_x = crop_pad_offset(in_width, out_width);
+  // Each output row takes one run of its source row: [x0, x1) in the output.
+  const int x0 = std::max(0, -off_x), x1 = std::min(out_width, in_width - off_x);
   for (int y = 0; y < out_height; ++y) {
     const int sy = y + off_y;
-    if (sy < 0 || sy >= in_height) continue;
-    for (int x = 0; x < out_width; ++x) {
-      const int sx = x + off_x;
-      if (sx < 0 || sx >= in_width) continue;
-      out[static_cast<size_t>(y) * out_width + x] = values[static_cast<size_t>(sy) * in_width + sx];
-    }
+    if (sy < 0 || sy >= in_height || x0 >= x1) continue;
+    const float* from = values.data() + static_cast<size_t>(sy) * in_width + (x0 + off_x);
+    std::copy(from, from + (x1 - x0), out.begin() + static_cast<ptrdiff_t>(y) * out_width + x0);
   }
   return out;
 }

@@ -74,27 +74,37 @@ void DynamicBatcher::work() {
     lock.unlock();
 
     const Clock::time_point start = Clock::now();
-    std::vector<float> inputs(image_floats_ * images), probs(image_floats_ * images);
-    size_t at = 0;
-    for (const Job& j : batch) {
-      std::copy(j.inputs.begin(), j.inputs.end(), inputs.begin() + at);
-      at += j.inputs.size();
+    // A batch of one request (every batch, for a lone client) runs on that
+    // request's own array; only several are gathered into one.
+    std::vector<float> gathered, probs(image_floats_ * images);
+    const float* inputs = batch.front().inputs.data();
+    if (batch.size() > 1) {
+      gathered.resize(image_floats_ * images);
+      size_t at = 0;
+      for (const Job& j : batch) {
+        std::copy(j.inputs.begin(), j.inputs.end(), gathered.begin() + at);
+        at += j.inputs.size();
+      }
+      inputs = gathered.data();
     }
     std::exception_ptr failure;
     try {
-      run_(inputs.data(), images, probs.data());
+      run_(inputs, images, probs.data());
     } catch (...) {
       failure = std::current_exception();
     }
     const auto compute = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start);
-    at = 0;
+    size_t at = 0;
     for (Job& j : batch) {
       if (failure) {
         j.promise.set_exception(failure);
         continue;
       }
       BatchOutcome out;
-      out.probs.assign(probs.begin() + at, probs.begin() + at + j.inputs.size());
+      if (batch.size() == 1)
+        out.probs = std::move(probs);
+      else
+        out.probs.assign(probs.begin() + at, probs.begin() + at + j.inputs.size());
       out.queue_time = std::chrono::duration_cast<std::chrono::microseconds>(start - j.enqueued);
       out.compute_time = compute;
       out.batch_images = images;

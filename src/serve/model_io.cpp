@@ -43,14 +43,17 @@ ImageBatch images_from_request(const InferRequest& request, int size, int max_ba
     throw RequestError(named + ": " + std::to_string(w) + "x" + std::to_string(h) + " images are larger than " +
                        std::to_string(max_image_pixels()) + " pixels, the server's --max-image-pixels");
 
-  const std::vector<float> values = input_values(t);
+  std::vector<float> values = input_values(t);
   const bool raw = t.datatype == "UINT8";
   ImageBatch b;
   b.count = static_cast<int>(t.shape[0]);
-  const size_t per_image = static_cast<size_t>(h * w), model_pixels = static_cast<size_t>(size) * size;
-  b.inputs.resize(b.count * model_pixels);
+  const size_t per_image = static_cast<size_t>(h * w);
+  b.inputs.reserve(b.count * static_cast<size_t>(size) * size);
   for (int i = 0; i < b.count; ++i) {
-    std::vector<float> image(values.begin() + i * per_image, values.begin() + (i + 1) * per_image);
+    // A lone image (the usual request) is the values themselves.
+    std::vector<float> image = b.count == 1 ? std::move(values)
+                                            : std::vector<float>(values.begin() + i * per_image,
+                                                                 values.begin() + (i + 1) * per_image);
     if (raw) {
       image = prepare_input(image, static_cast<int>(w), static_cast<int>(h), size);
     } else {
@@ -60,7 +63,7 @@ ImageBatch images_from_request(const InferRequest& request, int size, int max_ba
                              "element " + std::to_string(k));
       image = crop_or_pad(image, static_cast<int>(w), static_cast<int>(h), size, size);
     }
-    std::copy(image.begin(), image.end(), b.inputs.begin() + i * model_pixels);
+    b.inputs.insert(b.inputs.end(), image.begin(), image.end());
     b.widths.push_back(static_cast<int>(w));
     b.heights.push_back(static_cast<int>(h));
   }

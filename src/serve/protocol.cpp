@@ -243,12 +243,12 @@ EncodedResponse encode_infer_response(const std::string& model_name, const std::
   json doc = {{"model_name", model_name}, {"model_version", model_version}};
   if (!id.empty()) doc["id"] = id;
   doc["outputs"] = json::array();
-  std::string binary;
+  size_t binary_bytes = 0;
   for (const OutputTensor& t : outputs) {
     json o = {{"name", t.name}, {"datatype", t.datatype}, {"shape", t.shape}};
     if (t.binary) {
       o["parameters"] = {{"binary_data_size", t.bytes.size()}};
-      binary += t.bytes;
+      binary_bytes += t.bytes.size();
     } else {
       o["data"] = json_elements(t);
     }
@@ -256,13 +256,16 @@ EncodedResponse encode_infer_response(const std::string& model_name, const std::
   }
   EncodedResponse r;
   r.body = doc.dump();
-  if (binary.empty()) {
+  if (binary_bytes == 0) {
     r.content_type = "application/json";
-  } else {
-    r.json_length = r.body.size();
-    r.body += binary;
-    r.content_type = "application/octet-stream";
+    return r;
   }
+  // The binary tensors follow the JSON, in output order.
+  r.json_length = r.body.size();
+  r.body.reserve(r.body.size() + binary_bytes);
+  for (const OutputTensor& t : outputs)
+    if (t.binary) r.body += t.bytes;
+  r.content_type = "application/octet-stream";
   return r;
 }
 
