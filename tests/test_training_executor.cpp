@@ -197,7 +197,12 @@ TEST(TrainingExecutor, RanksAveragingShardsTakeTheGlobalBatchStep) {
     weights[comm.rank()] = exec->parameters();
   });
   EXPECT_EQ(max_relative_diff(weights[1], weights[0]), 0.0) << "the ranks' weights differ";
-  EXPECT_LE(max_relative_diff(weights[0], one->parameters()), 1e-5);
+  // Not to the bit: the batch is summed in another order (and Winograd
+  // blocks a batch of 4 and one of 2 differently), and RMSProp, which divides
+  // a gradient by its own RMS, turns a last-bit change of a gradient near 0
+  // into a visible step: 1.8e-4 on a Xeon with AMX, below 1e-5 on Zen 5,
+  // while 3 steps move the weights by the order of their scale.
+  EXPECT_LE(max_relative_diff(weights[0], one->parameters()), 1e-3);
   for (int s = 0; s < steps; ++s) {
     EXPECT_EQ(rank_losses[0][s], rank_losses[1][s]) << "every rank reports the mean loss";
     EXPECT_NEAR(rank_losses[0][s], losses[s], 1e-6 * losses[s]) << "step " << s;

@@ -1,5 +1,9 @@
 #include "backend/cpu/ops.h"
 
+#include <string>
+
+#include "unetind/error.h"
+
 namespace unetind::cpu {
 
 namespace {
@@ -132,13 +136,40 @@ std::optional<memory> conv_backward(Net& net, ConvLayer& layer, const memory& di
 
   // Weights and bias gradients.
   algorithm w_alg = layer.algorithm;
-  auto bwd_w_pd = with_fallback(w_alg, [&](algorithm alg) {
+  auto make_bwd_w_pd = [&](algorithm alg, const memory::desc& src, const memory::desc& diff_dst) {
     return dnnl::convolution_backward_weights::primitive_desc(
-        dnnl::convolution_backward_weights::desc(alg, any_like(src_md), memory::desc(weights_dims, dt::f32, tag::any),
-                                                 memory::desc({s.out_channels}, dt::f32, tag::x), any_like(dst_md),
-                                                 {1, 1}, pad.before, pad.after),
+        dnnl::convolution_backward_weights::desc(alg, src, memory::desc(weights_dims, dt::f32, tag::any),
+                                                 memory::desc({s.out_channels}, dt::f32, tag::x), diff_dst, {1, 1},
+                                                 pad.before, pad.after),
         user_scratchpad(), net.engine, layer.fwd_pd);
-  });
+  };
+  auto bwd_w_pd =
+      with_fallback(w_alg, [&](algorithm alg) { return make_bwd_w_pd(alg, any_like(src_md), any_like(dst_md)); });
+  // oneDNN 2.6's AMX bf16 backward-weights kernel (jit:avx512_core_amx_bf16,
+  // what it picks for nhwc on Sapphire Rapids and later) writes past its
+  // buffers on rows wider than 352 pixels, from 4 rows on: the heap is
+  // corrupted, then the process dies (or worse). Up to 352 its gradients
+  // equal the AVX-512 kernel's to 1e-6. Wider rows take a layout its other
+  // kernels handle: 16-channel blocks, or plain nchw (a gemm) where blocks
+  // would fall to the reference kernel (one input channel).
+  if (std::string(bwd_w_pd.impl_info_str()).find("amx") != std::string::npos && src_md.dims()[3] > 352) {
+    bool replaced = false;
+    for (tag layout : {tag::nChw16c, tag::nchw}) {
+      auto pd = make_bwd_w_pd(w_alg, memory::desc(src_md.dims(), act_type, layout),
+                              memory::desc(dst_md.dims(), act_type, layout));
+      const std::string impl = pd.impl_info_str();
+      if (impl.find("amx") == std::string::npos && impl.rfind("ref", 0) != 0) {
+        bwd_w_pd = pd;
+        replaced = true;
+        break;
+      }
+    }
+    if (!replaced)
+      throw Error("bf16 training on rows of " + std::to_string(src_md.dims()[3]) + " pixels with " +
+                  std::to_string(s.in_channels) + " -> " + std::to_string(s.out_channels) +
+                  " channels: oneDNN 2.6's AMX kernel for it is broken and it offers no other; train in fp32 or on "
+                  "images at most 352 pixels wide");
+  }
   memory w_src = reorder_if_needed(net, net.backward, layer.src, bwd_w_pd.src_desc());
   memory w_diff_dst = reorder_if_needed(net, net.backward, diff_pre, bwd_w_pd.diff_dst_desc());
   layer.diff_weights = net.make(bwd_w_pd.diff_weights_desc());
