@@ -273,10 +273,14 @@ class Worker:
         self.proc.wait()
 
 
+class CommandFailed(RuntimeError):
+    pass
+
+
 def run(cmd):
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
+        raise CommandFailed(f"{' '.join(cmd)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
     return done.stdout
 
 
@@ -401,7 +405,10 @@ def main():
     engines = a.engines.split(",")
     a.workdir = tempfile.mkdtemp(prefix="unetind-peers-")
     started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
-    prepare(a, a.workdir)
+    try:
+        prepare(a, a.workdir)
+    except CommandFailed as e:
+        raise SystemExit(str(e))
     precisions = [q for q in ("fp32", "bf16", "int8") if q in a.expected]
     results = []
     for mode, batch in a.rows:
@@ -438,7 +445,14 @@ def main():
                     continue
                 print(f"{mode} batch {batch} round {r + 1}: {name} {precision}", flush=True)
                 if w is None:
-                    o = ours(a, mode, batch, precision, iters, 1)
+                    # A failure of ours is a row of the table, not the end
+                    # of a run that has taken tens of minutes.
+                    try:
+                        o = ours(a, mode, batch, precision, iters, 1)
+                    except CommandFailed as e:
+                        entry["error"] = str(e).strip().splitlines()[0]
+                        print(e, file=sys.stderr, flush=True)
+                        continue
                     entry["ms"].append(o["latency_ms"]["p50"])
                     entry["peak_rss_mb"] = max(entry["peak_rss_mb"], o["peak_rss_mb"])
                 else:
