@@ -9,8 +9,9 @@ torch.compile), with the same weights, inputs, threads, batch and image size.
 
 For every row (inference at batch 1 and 8, training at batch 16) each engine
 runs in a worker process of its own (so that its peak memory is its own),
-started once for the row; the engines then take turns round by round, so
-that the machine's drifting speed hits all of them alike. Ours runs as
+started once for the row and precision; the engines of a precision then take
+turns round by round, so that the machine's drifting speed hits all of them
+alike. Ours runs as
 `unet-industrial benchmark` in each round. Before an engine is timed its
 probabilities on the check images are compared with ours: within 1e-4 in
 fp32; in bf16 and int8 all but 0.1% of them within 0.02 (two reduced-
@@ -413,64 +414,68 @@ def main():
     results = []
     for mode, batch in a.rows:
         iters = a.iters or {("infer", 1): 10, ("infer", 8): 4, ("train", 16): 2}.get((mode, batch), 3)
-        contenders = []
+        # One precision at a time: the engines of a precision take turns
+        # round by round, and only their workers are alive, since a training
+        # row's workers together hold more memory than the machine has (at
+        # batch 16, 512x512: 4-8 GB each), which made whoever ran under that
+        # pressure 10x slower.
         for precision in precisions:
             if mode == "train" and precision == "int8":
                 continue
-            contenders.append(("ours", precision, None))
+            contenders = [("ours", precision, None)]
             for e in engines:
                 _, engine_precisions, modes = ENGINES[e]
                 if precision in engine_precisions and mode in modes:
                     contenders.append((e, precision, Worker(a, e, precision, mode, batch, a.onnx_for.get(batch, ""))))
-        row = {}
-        for name, precision, w in contenders:  # check before timing
-            entry = row.setdefault((name, precision), {"engine": name, "precision": precision, "mode": mode,
-                                                       "batch": batch, "ms": [], "peak_rss_mb": 0})
-            if w is None or mode == "train":
-                continue
-            reply = w.ask(do="check", inputs=a.check_inputs, expected=a.expected[precision])
-            entry["version"] = reply.get("version")
-            entry["max_diff"] = reply.get("max_diff")
-            entry["frac_over_0.02"] = reply.get("frac_over_0.02")
-            if "error" in reply:
-                entry["error"] = reply["error"]
-            elif precision == "fp32" and reply["max_diff"] > 1e-4:
-                entry["error"] = f"probabilities differ from ours by {reply['max_diff']:.3g}"
-            elif precision != "fp32" and reply["frac_over_0.02"] > 1e-3:
-                entry["error"] = f"{100 * reply['frac_over_0.02']:.2g}% of the probabilities differ from ours by over 0.02"
-        for r in range(a.rounds):
-            for name, precision, w in contenders:
-                entry = row[(name, precision)]
-                if entry.get("error"):
+            row = {}
+            for name, precision, w in contenders:  # check before timing
+                entry = row.setdefault((name, precision), {"engine": name, "precision": precision, "mode": mode,
+                                                           "batch": batch, "ms": [], "peak_rss_mb": 0})
+                if w is None or mode == "train":
                     continue
-                print(f"{mode} batch {batch} round {r + 1}: {name} {precision}", flush=True)
-                if w is None:
-                    # A failure of ours is a row of the table, not the end
-                    # of a run that has taken tens of minutes.
-                    try:
-                        o = ours(a, mode, batch, precision, iters, 1)
-                    except CommandFailed as e:
-                        entry["error"] = str(e).strip().splitlines()[0]
-                        print(e, file=sys.stderr, flush=True)
+                reply = w.ask(do="check", inputs=a.check_inputs, expected=a.expected[precision])
+                entry["version"] = reply.get("version")
+                entry["max_diff"] = reply.get("max_diff")
+                entry["frac_over_0.02"] = reply.get("frac_over_0.02")
+                if "error" in reply:
+                    entry["error"] = reply["error"]
+                elif precision == "fp32" and reply["max_diff"] > 1e-4:
+                    entry["error"] = f"probabilities differ from ours by {reply['max_diff']:.3g}"
+                elif precision != "fp32" and reply["frac_over_0.02"] > 1e-3:
+                    entry["error"] = f"{100 * reply['frac_over_0.02']:.2g}% of the probabilities differ from ours by over 0.02"
+            for r in range(a.rounds):
+                for name, precision, w in contenders:
+                    entry = row[(name, precision)]
+                    if entry.get("error"):
                         continue
-                    entry["ms"].append(o["latency_ms"]["p50"])
-                    entry["peak_rss_mb"] = max(entry["peak_rss_mb"], o["peak_rss_mb"])
-                else:
-                    reply = w.ask(do="time", iters=iters, warmup=1 if r else 2)
-                    if "error" in reply:
-                        entry["error"] = reply["error"]
-                        continue
-                    entry["ms"] += reply["ms"]
-                    entry["peak_rss_mb"] = max(entry["peak_rss_mb"], reply["peak_rss_mb"])
-                    entry["version"] = reply["version"]
-        for _, _, w in contenders:
-            if w:
-                w.close()
-        for entry in row.values():
-            if entry["ms"]:
-                entry["p50_ms"] = statistics.median(entry["ms"])
-                entry["images_per_s"] = batch * 1000 / entry["p50_ms"]
-            results.append(entry)
+                    print(f"{mode} batch {batch} round {r + 1}: {name} {precision}", flush=True)
+                    if w is None:
+                        # A failure of ours is a row of the table, not the end
+                        # of a run that has taken tens of minutes.
+                        try:
+                            o = ours(a, mode, batch, precision, iters, 1)
+                        except CommandFailed as e:
+                            entry["error"] = str(e).strip().splitlines()[0]
+                            print(e, file=sys.stderr, flush=True)
+                            continue
+                        entry["ms"].append(o["latency_ms"]["p50"])
+                        entry["peak_rss_mb"] = max(entry["peak_rss_mb"], o["peak_rss_mb"])
+                    else:
+                        reply = w.ask(do="time", iters=iters, warmup=1 if r else 2)
+                        if "error" in reply:
+                            entry["error"] = reply["error"]
+                            continue
+                        entry["ms"] += reply["ms"]
+                        entry["peak_rss_mb"] = max(entry["peak_rss_mb"], reply["peak_rss_mb"])
+                        entry["version"] = reply["version"]
+            for _, _, w in contenders:
+                if w:
+                    w.close()
+            for entry in row.values():
+                if entry["ms"]:
+                    entry["p50_ms"] = statistics.median(entry["ms"])
+                    entry["images_per_s"] = batch * 1000 / entry["p50_ms"]
+                results.append(entry)
 
     print(f"\n{'row':<10} {'engine':<15} {'prec':<5} {'img/s':>8} {'p50 ms':>9} {'peak MB':>8} {'ours/engine':>11}  note")
     for e in results:

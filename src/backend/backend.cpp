@@ -4,6 +4,7 @@
 #include <omp.h>
 #include <sys/resource.h>
 #include <unistd.h>
+#include <xmmintrin.h>
 
 #include <algorithm>
 #include <cmath>
@@ -33,23 +34,48 @@ std::unique_ptr<Executor> compile_cpu_checked(const Graph& graph, const ExecConf
   return cpu::compile_cpu(graph, config);
 }
 
+// Denormal floats (below 1.2e-38) take a microcode path on x86 that costs
+// about a hundred times a normal operation. A trained model's backward pass
+// is full of them (gradients that fade towards 0): fp32 training of a demo
+// model at 512x512 ran 7x slower than from random weights (0.44 against
+// 3.1 images/s). TensorFlow's CPU threads flush them (FTZ and DAZ), and so
+// does this, for the compute of one call: in the calling thread, restored
+// after, and in the OpenMP threads that oneDNN runs on, which keep it.
+class FlushDenormals {
+ public:
+  FlushDenormals() : saved_(_mm_getcsr()) {
+#pragma omp parallel
+    _mm_setcsr(_mm_getcsr() | kFlushToZero | kDenormalsAreZero);
+  }
+  ~FlushDenormals() { _mm_setcsr(saved_); }
+  FlushDenormals(const FlushDenormals&) = delete;
+  FlushDenormals& operator=(const FlushDenormals&) = delete;
+
+ private:
+  static constexpr unsigned kFlushToZero = 0x8000, kDenormalsAreZero = 0x0040;  // MXCSR bits 15 and 6
+  unsigned saved_;
+};
+
 // OpenMP's thread count is a per-thread setting: an executor made in one
 // thread (a server loading its models) and run in another (its batching
 // worker) would otherwise run on every core whatever --threads says. So
-// each call sets it in the thread that makes it.
+// each call sets it in the thread that makes it, and flushes denormals there.
 class ThreadCountExecutor final : public Executor {
  public:
   ThreadCountExecutor(std::unique_ptr<Executor> inner, int threads) : inner_(std::move(inner)), threads_(threads) {}
   void set_parameters(const std::vector<NamedTensor>& params) override {
     set_cpu_threads(threads_);
+    FlushDenormals flushed;
     inner_->set_parameters(params);
   }
   void forward(const float* input, float* out, bool probabilities) override {
     set_cpu_threads(threads_);
+    FlushDenormals flushed;
     inner_->forward(input, out, probabilities);
   }
   void backward(const float* dlogits, std::vector<Tensor>& grads) override {
     set_cpu_threads(threads_);
+    FlushDenormals flushed;
     inner_->backward(dlogits, grads);
   }
   const ExecConfig& config() const override { return inner_->config(); }
