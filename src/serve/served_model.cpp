@@ -25,12 +25,17 @@ ServedModel::Loaded ServedModel::load() const {
   auto p = std::make_shared<Predictor>(std::move(model.parameters), make_backend(options_.device, options_.threads),
                                        options_.image_size, options_.precision, options_.conv_algorithm);
   p->check_memory(options_.max_batch);  // refused at start, not at the first full batch
-  // One forward pass now compiles the batch-1 executor and touches its
-  // memory, so the first request after a (re)load is not the slow one.
+  // One forward pass a batch size that run_batch uses (the powers of two up
+  // to --max-batch) compiles its executor and touches its memory now, so
+  // that no request after a (re)load pays for it and the server's memory
+  // after loading is what it keeps (on a fast CPU a warm-up load may never
+  // fill a batch of 8).
   const size_t pixels = static_cast<size_t>(options_.image_size) * options_.image_size;
-  std::vector<float> zeros(pixels), probs(pixels);
+  int largest = 1;
+  while (largest * 2 <= options_.max_batch) largest *= 2;
+  std::vector<float> zeros(largest * pixels), probs(largest * pixels);
   std::lock_guard<std::mutex> lock(compute_mutex_);
-  p->run(zeros.data(), 1, probs.data());
+  for (int batch = 1; batch <= largest; batch *= 2) p->run(zeros.data(), batch, probs.data());
   return {std::move(p), std::move(threshold)};
 }
 
