@@ -116,8 +116,8 @@ TEST(ServeCli, SighupReloadsUnderLoadWithoutFailingARequest) {
   auto reloads = [&] {
     const std::string log = server.log();
     size_t n = 0;
-    for (size_t at = log.find("reloaded model 'm'"); at != std::string::npos; at = log.find("reloaded model 'm'", at + 1))
-      ++n;
+    const std::string line = "reloaded model 'm'";
+    for (size_t at = log.find(line); at != std::string::npos; at = log.find(line, at + 1)) ++n;
     return n;
   };
   for (size_t i = 0; i < 3; ++i) {

@@ -4,6 +4,16 @@
 
 namespace unetind::serve {
 
+namespace {
+// Executors are compiled for powers of two only (run_batch): the largest
+// one that a batch of n images uses first.
+int largest_power_of_two_at_most(int n) {
+  int p = 1;
+  while (p * 2 <= n) p *= 2;
+  return p;
+}
+}  // namespace
+
 ServedModel::ServedModel(ServedModelSpec spec, const ServerOptions& options, std::mutex& compute_mutex)
     : spec_(std::move(spec)),
       options_(options),
@@ -31,8 +41,7 @@ ServedModel::Loaded ServedModel::load() const {
   // after loading is what it keeps (on a fast CPU a warm-up load may never
   // fill a batch of 8).
   const size_t pixels = static_cast<size_t>(options_.image_size) * options_.image_size;
-  int largest = 1;
-  while (largest * 2 <= options_.max_batch) largest *= 2;
+  const int largest = largest_power_of_two_at_most(options_.max_batch);
   std::vector<float> zeros(largest * pixels), probs(largest * pixels);
   std::lock_guard<std::mutex> lock(compute_mutex_);
   for (int batch = 1; batch <= largest; batch *= 2) p->run(zeros.data(), batch, probs.data());
@@ -75,8 +84,7 @@ void ServedModel::run_batch(const float* inputs, int count, float* probs) {
   const size_t pixels = static_cast<size_t>(options_.image_size) * options_.image_size;
   std::lock_guard<std::mutex> lock(compute_mutex_);
   for (int done = 0; done < count;) {
-    int chunk = 1;
-    while (chunk * 2 <= count - done) chunk *= 2;
+    const int chunk = largest_power_of_two_at_most(count - done);
     predictor->run(inputs + done * pixels, chunk, probs + done * pixels);
     done += chunk;
   }
