@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "serve/compute_thread.h"
 #include "test_util.h"
 #include "unetind/atomic_file.h"
 #include "unetind/error.h"
@@ -507,6 +508,41 @@ TEST(Serve, RefusesBadSetUp) {
   EXPECT_EQ(parse_model_spec("c1=dir/x.safetensors").path, "dir/x.safetensors");
   EXPECT_THROW(parse_model_spec("=x.safetensors"), Error);
   EXPECT_THROW(parse_model_spec("a/b=x.safetensors"), Error);
+}
+
+// The server's forward passes and loads, submitted from every model's
+// batching thread, HTTP threads and the main thread, run on one thread, one
+// after another (compute_thread.h says why), and a failure reaches the
+// caller that submitted it.
+TEST(ComputeThread, RunsWorkFromEveryThreadOnOneThreadAndHandsBackErrors) {
+  serve::ComputeThread compute;
+  std::mutex mutex;
+  std::vector<std::thread::id> ran_on;
+  int running = 0, most_at_once = 0;
+  auto work = [&] {
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      ran_on.push_back(std::this_thread::get_id());
+      most_at_once = std::max(most_at_once, ++running);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    std::lock_guard<std::mutex> lock(mutex);
+    --running;
+  };
+  std::vector<std::thread> callers;
+  for (int i = 0; i < 4; ++i)
+    callers.emplace_back([&] {
+      for (int j = 0; j < 5; ++j) compute.run(work);
+    });
+  compute.run(work);
+  for (std::thread& t : callers) t.join();
+  ASSERT_EQ(ran_on.size(), 21u);
+  for (const std::thread::id& id : ran_on) EXPECT_EQ(id, ran_on.front());
+  EXPECT_NE(ran_on.front(), std::this_thread::get_id());
+  EXPECT_EQ(most_at_once, 1);
+  EXPECT_THROW(compute.run([] { throw Error("a forward pass failed"); }), Error);
+  compute.run(work);  // and it goes on
+  EXPECT_EQ(ran_on.back(), ran_on.front());
 }
 
 }  // namespace

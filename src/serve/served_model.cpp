@@ -14,10 +14,10 @@ int largest_power_of_two_at_most(int n) {
 }
 }  // namespace
 
-ServedModel::ServedModel(ServedModelSpec spec, const ServerOptions& options, std::mutex& compute_mutex)
+ServedModel::ServedModel(ServedModelSpec spec, const ServerOptions& options, ComputeThread& compute)
     : spec_(std::move(spec)),
       options_(options),
-      compute_mutex_(compute_mutex),
+      compute_(compute),
       batcher_(BatcherConfig{options.max_batch, std::chrono::microseconds(options.max_queue_delay_us),
                              options.max_queue},
                static_cast<size_t>(options.image_size) * options.image_size,
@@ -30,22 +30,25 @@ ServedModel::ServedModel(ServedModelSpec spec, const ServerOptions& options, std
 ServedModel::~ServedModel() { batcher_.stop(); }
 
 ServedModel::Loaded ServedModel::load() const {
-  LoadedModel model = load_model(spec_.path);
-  ThresholdInUse threshold = threshold_in_use(options_.threshold, "--threshold", model.threshold);
-  auto p = std::make_shared<Predictor>(std::move(model.parameters), make_backend(options_.device, options_.threads),
-                                       options_.image_size, options_.precision, options_.conv_algorithm);
-  p->check_memory(options_.max_batch);  // refused at start, not at the first full batch
-  // One forward pass a batch size that run_batch uses (the powers of two up
-  // to --max-batch) compiles its executor and touches its memory now, so
-  // that no request after a (re)load pays for it and the server's memory
-  // after loading is what it keeps (on a fast CPU a warm-up load may never
-  // fill a batch of 8).
-  const size_t pixels = static_cast<size_t>(options_.image_size) * options_.image_size;
-  const int largest = largest_power_of_two_at_most(options_.max_batch);
-  std::vector<float> zeros(largest * pixels), probs(largest * pixels);
-  std::lock_guard<std::mutex> lock(compute_mutex_);
-  for (int batch = 1; batch <= largest; batch *= 2) p->run(zeros.data(), batch, probs.data());
-  return {std::move(p), std::move(threshold)};
+  Loaded loaded;
+  compute_.run([&] {
+    LoadedModel model = load_model(spec_.path);
+    loaded.threshold = threshold_in_use(options_.threshold, "--threshold", model.threshold);
+    loaded.predictor = std::make_shared<Predictor>(std::move(model.parameters),
+                                                   make_backend(options_.device, options_.threads),
+                                                   options_.image_size, options_.precision, options_.conv_algorithm);
+    loaded.predictor->check_memory(options_.max_batch);  // refused at start, not at the first full batch
+    // One forward pass a batch size that run_batch uses (the powers of two
+    // up to --max-batch) compiles its executor and touches its memory now,
+    // so that no request after a (re)load pays for it and the server's
+    // memory after loading is what it keeps (on a fast CPU a warm-up load
+    // may never fill a batch of 8).
+    const size_t pixels = static_cast<size_t>(options_.image_size) * options_.image_size;
+    const int largest = largest_power_of_two_at_most(options_.max_batch);
+    std::vector<float> zeros(largest * pixels), probs(largest * pixels);
+    for (int batch = 1; batch <= largest; batch *= 2) loaded.predictor->run(zeros.data(), batch, probs.data());
+  });
+  return loaded;
 }
 
 bool ServedModel::ready() const {
@@ -82,12 +85,13 @@ void ServedModel::run_batch(const float* inputs, int count, float* probs) {
   // which costs the CPU nothing (its speed per image hardly depends on the
   // batch size).
   const size_t pixels = static_cast<size_t>(options_.image_size) * options_.image_size;
-  std::lock_guard<std::mutex> lock(compute_mutex_);
-  for (int done = 0; done < count;) {
-    const int chunk = largest_power_of_two_at_most(count - done);
-    predictor->run(inputs + done * pixels, chunk, probs + done * pixels);
-    done += chunk;
-  }
+  compute_.run([&] {
+    for (int done = 0; done < count;) {
+      const int chunk = largest_power_of_two_at_most(count - done);
+      predictor->run(inputs + done * pixels, chunk, probs + done * pixels);
+      done += chunk;
+    }
+  });
   stats_.exec_count += 1;
   stats_.inference_count += count;
 }

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "serve/batcher.h"
+#include "serve/compute_thread.h"
 #include "unetind/operating_threshold.h"
 #include "unetind/predictor.h"
 #include "unetind/server.h"
@@ -27,9 +28,9 @@ class ServedModel {
  public:
   static constexpr const char* kVersion = "1";
 
-  // Loads the weights (throws Error naming the file). Forward passes of all
-  // models take `compute_mutex`: they share the cores.
-  ServedModel(ServedModelSpec spec, const ServerOptions& options, std::mutex& compute_mutex);
+  // Loads the weights (throws Error naming the file). Its loads and forward
+  // passes run on `compute`, which all models share.
+  ServedModel(ServedModelSpec spec, const ServerOptions& options, ComputeThread& compute);
   ~ServedModel();  // runs what is queued first
 
   const std::string& name() const { return spec_.name; }
@@ -59,7 +60,7 @@ class ServedModel {
 
   const ServedModelSpec spec_;
   const ServerOptions options_;
-  std::mutex& compute_mutex_;
+  ComputeThread& compute_;
   mutable std::mutex predictor_mutex_;
   std::shared_ptr<Predictor> predictor_;
   ThresholdInUse threshold_;

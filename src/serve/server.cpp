@@ -112,7 +112,7 @@ ServedModelSpec parse_model_spec(const std::string& text) {
 
 struct Server::Impl {
   ServerOptions options;
-  std::mutex compute_mutex;
+  serve::ComputeThread compute;  // before the models, which use it to the end
   std::vector<std::unique_ptr<ServedModel>> models;
   httplib::Server http;
   std::atomic<int> listen_fd{-1};
@@ -424,7 +424,7 @@ Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>(std::move(o
       if (s.options.models[i].name == s.options.models[j].name)
         throw Error("serve: two models are named '" + s.options.models[i].name + "'; name them with NAME=FILE");
   for (const ServedModelSpec& spec : s.options.models) {
-    s.models.push_back(std::make_unique<ServedModel>(spec, s.options, s.compute_mutex));
+    s.models.push_back(std::make_unique<ServedModel>(spec, s.options, s.compute));
     s.log("loaded model '" + spec.name + "' from " + spec.path + "; threshold " +
           describe_threshold(*s.models.back()));
   }
