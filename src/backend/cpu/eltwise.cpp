@@ -7,7 +7,7 @@ void append_sigmoid(Net& net, std::vector<Step>& steps, const memory& data) {
       dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::eltwise_logistic,
                                   data.get_desc()),
       net.engine);
-  steps.push_back({dnnl::eltwise_forward(pd), {{DNNL_ARG_SRC, data}, {DNNL_ARG_DST, data}}});
+  steps.push_back({dnnl::eltwise_forward(pd), {{DNNL_ARG_SRC, data}, {DNNL_ARG_DST, data}}, {}});
 }
 
 void accumulate(Net& net, const memory& acc, const memory& contribution) {

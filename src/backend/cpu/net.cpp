@@ -50,7 +50,7 @@ void Net::append(std::vector<Step>& steps, const dnnl::primitive_desc_base& pd,
                  std::unordered_map<int, memory> args) {
   const memory::desc scratchpad = pd.scratchpad_desc();
   if (scratchpad.get_size() > 0) args[DNNL_ARG_SCRATCHPAD] = make_activation(scratchpad);
-  steps.push_back({dnnl::primitive(pd.get()), std::move(args)});
+  steps.push_back({dnnl::primitive(pd.get()), std::move(args), {}});
 }
 
 size_t Net::activation_bytes() const {
@@ -125,7 +125,12 @@ void Net::plan(const std::vector<const std::vector<Step>*>& phases) {
 }
 
 void Net::run(std::vector<Step>& steps) {
-  for (Step& s : steps) s.primitive.execute(stream, s.args);
+  for (Step& s : steps) {
+    if (s.kernel)
+      s.kernel();
+    else
+      s.primitive.execute(stream, s.args);
+  }
   stream.wait();
 }
 
@@ -138,7 +143,7 @@ memory reorder_if_needed(Net& net, std::vector<Step>& steps, const memory& from,
 }
 
 Step reorder_step(const memory& from, const memory& to, const dnnl::primitive_attr& attr) {
-  return {dnnl::reorder(from, to, attr), {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}}};
+  return {dnnl::reorder(from, to, attr), {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}}, {}};
 }
 
 dnnl::primitive_attr scaled(const std::vector<float>& scales, const std::vector<int>& dims,

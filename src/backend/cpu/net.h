@@ -10,6 +10,7 @@
 // arena, where a buffer is reused once the last step touching it has run.
 #pragma once
 #include <dnnl.hpp>
+#include <functional>
 #include <unordered_map>
 #include <vector>
 
@@ -19,9 +20,13 @@ using dnnl::memory;
 using tag = memory::format_tag;
 using dt = memory::data_type;
 
+// A oneDNN primitive and its arguments, or a kernel of our own where
+// oneDNN 2.6 has none as fast (`kernel` set; `args` then only tell plan()
+// what the kernel reads and writes).
 struct Step {
   dnnl::primitive primitive;
   std::unordered_map<int, memory> args;
+  std::function<void()> kernel;
 };
 
 // Where plan() put one activation: live from step `first` to step `last`
