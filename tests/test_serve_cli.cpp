@@ -96,7 +96,18 @@ TEST(ServeCli, SigtermUnderLoadAnswersEveryAcceptedRequestAndExitsZero) {
   test::ServeProcess server(f.serve_args(), f.dir.str("serve.log"));
   json report;
   std::thread load([&] { run_load(f, server.port(), "--until-refused --clients 8", &report); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  // Under load: once 21 requests have been answered (the access log's
+  // lines), not after a fixed time, which a busy machine may not fill.
+  auto answered = [&] {
+    const std::string log = server.log();
+    size_t n = 0;
+    for (size_t at = log.find("POST /v2/models/m/infer"); at != std::string::npos;
+         at = log.find("POST /v2/models/m/infer", at + 1))
+      ++n;
+    return n;
+  };
+  for (int waited = 0; answered() <= 20 && waited < 1200; ++waited)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
   const int code = server.stop(SIGTERM, 30);
   load.join();
   EXPECT_EQ(code, 0) << server.log();
