@@ -11,14 +11,6 @@ using dnnl::prop_kind;
 
 namespace {
 
-// Max pooling 2x2, stride 2, of bf16 in nhwc with channels in whole 16s: the
-// layout oneDNN's AMX and AVX512-BF16 convolutions give bf16 inference. oneDNN
-// 2.6's kernel for it takes about 3x as long (1.14 against 0.44 ms on 32
-// channels of 512x512, 2 threads, a Xeon with AMX) and OpenVINO's newer one
-// half as long: pooling was most of what OpenVINO's bf16 gained on us
-// (docs/performance.md). bf16 widens to f32 exactly (16 bits up), so the max
-// is the same number oneDNN returns. Only bf16 inference comes here, which
-// needs AVX-512 (compile_cpu checks).
 // The masked forms, all lanes on: GCC 12 warns of the plain forms' undefined
 // starting values.
 constexpr __mmask16 kAll = 0xFFFF;
@@ -28,7 +20,7 @@ __attribute__((target("avx512f"))) inline __m512 widen_bf16x16(const uint16_t* p
   return _mm512_castsi512_ps(_mm512_maskz_slli_epi32(kAll, _mm512_maskz_cvtepu16_epi32(kAll, bits), 16));
 }
 
-// One output row from input rows `top` and `top` + 1.
+// One output row, from its two input rows `top` and `bottom`.
 __attribute__((target("avx512f"))) void max_pool_row(const uint16_t* top, const uint16_t* bottom, uint16_t* out,
                                                      int out_w, int channels) {
   for (int ow = 0; ow < out_w; ++ow)
@@ -43,6 +35,14 @@ __attribute__((target("avx512f"))) void max_pool_row(const uint16_t* top, const 
     }
 }
 
+// Max pooling 2x2, stride 2, of bf16 in nhwc with channels in whole 16s: the
+// layout oneDNN's AMX and AVX512-BF16 convolutions give bf16 inference. oneDNN
+// 2.6's kernel for it takes about 3x as long (1.14 against 0.44 ms on 32
+// channels of 512x512, 2 threads, a Xeon with AMX) and OpenVINO's newer one
+// half as long: pooling was most of what OpenVINO's bf16 gained on us
+// (docs/performance.md). bf16 widens to f32 exactly (16 bits up), so the max
+// is the same number oneDNN returns. Only bf16 inference comes here, which
+// needs AVX-512 (compile_cpu checks).
 void max_pool_2x2_bf16_nhwc(const uint16_t* src, uint16_t* dst, int batch, int height, int width, int channels) {
   const int out_h = height / 2, out_w = width / 2;
 #pragma omp parallel for collapse(2) schedule(static)
@@ -59,9 +59,9 @@ void max_pool_2x2_bf16_nhwc(const uint16_t* src, uint16_t* dst, int batch, int h
 memory pool_forward(Net& net, PoolLayer& layer, const memory& src, bool training) {
   const memory::desc src_md = src.get_desc();
   const memory::dims d = src_md.dims();
-  const memory::desc nhwc_bf16(d, dt::bf16, tag::nhwc);
-  if (!training && d[1] % 16 == 0 && src_md == nhwc_bf16) {
-    memory dst = net.make_activation(memory::desc({d[0], d[1], d[2] / 2, d[3] / 2}, dt::bf16, tag::nhwc));
+  const memory::dims out_dims{d[0], d[1], d[2] / 2, d[3] / 2};
+  if (!training && d[1] % 16 == 0 && src_md == memory::desc(d, dt::bf16, tag::nhwc)) {
+    memory dst = net.make_activation(memory::desc(out_dims, dt::bf16, tag::nhwc));
     const int batch = int(d[0]), channels = int(d[1]), height = int(d[2]), width = int(d[3]);
     net.forward.push_back({{}, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}}, [=] {
                              max_pool_2x2_bf16_nhwc(static_cast<const uint16_t*>(src.get_data_handle()),
@@ -70,7 +70,7 @@ memory pool_forward(Net& net, PoolLayer& layer, const memory& src, bool training
                            }});
     return dst;
   }
-  const memory::desc dst_md({d[0], d[1], d[2] / 2, d[3] / 2}, src_md.data_type(), tag::any);
+  const memory::desc dst_md(out_dims, src_md.data_type(), tag::any);
   layer.fwd_pd = dnnl::pooling_forward::primitive_desc(
       dnnl::pooling_forward::desc(training ? prop_kind::forward_training : prop_kind::forward_inference,
                                   algorithm::pooling_max, src_md, dst_md, {2, 2}, {2, 2}, {0, 0}, {0, 0}),
