@@ -49,6 +49,23 @@ struct Fixture {
   }
 };
 
+// How many times `line` stands in the server's log so far.
+size_t times_logged(const test::ServeProcess& server, const std::string& line) {
+  const std::string log = server.log();
+  size_t n = 0;
+  for (size_t at = log.find(line); at != std::string::npos; at = log.find(line, at + 1)) ++n;
+  return n;
+}
+
+// Waits, at most `seconds`, until `line` stands in the log more than `times`
+// times: what a server under load has done, not a fixed time, which a busy
+// machine may not fill.
+void wait_until_logged_more_than(const test::ServeProcess& server, const std::string& line, size_t times,
+                                 int seconds) {
+  for (int waited = 0; times_logged(server, line) <= times && waited < seconds * 20; ++waited)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+}
+
 // Runs serve_load against `port`; returns its exit code and its report.
 int run_load(const Fixture& f, int port, const std::string& args, json* report) {
   const std::string path = f.dir.str("report-" + std::to_string(std::rand()) + ".json");
@@ -96,18 +113,8 @@ TEST(ServeCli, SigtermUnderLoadAnswersEveryAcceptedRequestAndExitsZero) {
   test::ServeProcess server(f.serve_args(), f.dir.str("serve.log"));
   json report;
   std::thread load([&] { run_load(f, server.port(), "--until-refused --clients 8", &report); });
-  // Under load: once 21 requests have been answered (the access log's
-  // lines), not after a fixed time, which a busy machine may not fill.
-  auto answered = [&] {
-    const std::string log = server.log();
-    size_t n = 0;
-    for (size_t at = log.find("POST /v2/models/m/infer"); at != std::string::npos;
-         at = log.find("POST /v2/models/m/infer", at + 1))
-      ++n;
-    return n;
-  };
-  for (int waited = 0; answered() <= 20 && waited < 1200; ++waited)
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  // Under load: once 21 requests have been answered (the access log's lines).
+  wait_until_logged_more_than(server, "POST /v2/models/m/infer", 20, 60);
   const int code = server.stop(SIGTERM, 30);
   load.join();
   EXPECT_EQ(code, 0) << server.log();
@@ -124,21 +131,14 @@ TEST(ServeCli, SighupReloadsUnderLoadWithoutFailingARequest) {
   json report;
   std::thread load([&] { run_load(f, server.port(), "--requests 800 --clients 4", &report); });
   const std::string weights = read_file(f.model);
-  auto reloads = [&] {
-    const std::string log = server.log();
-    size_t n = 0;
-    const std::string line = "reloaded model 'm'";
-    for (size_t at = log.find(line); at != std::string::npos; at = log.find(line, at + 1)) ++n;
-    return n;
-  };
+  const std::string reloaded = "reloaded model 'm'";
   for (size_t i = 0; i < 3; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
     write_file_atomic(f.model, weights);  // the same weights, newly written
     kill(server.pid(), SIGHUP);
     // Signals that arrive during a reload merge into one: wait for this one
     // (a reload compiles an executor a batch size, slower on a loaded machine).
-    for (int waited = 0; reloads() <= i && waited < 600; ++waited)
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    wait_until_logged_more_than(server, reloaded, i, 30);
   }
   // A bad file on SIGHUP: the model keeps its weights and says why.
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
@@ -149,7 +149,7 @@ TEST(ServeCli, SighupReloadsUnderLoadWithoutFailingARequest) {
   EXPECT_EQ(report["wrong"], 0) << report.dump(2);
   EXPECT_EQ(report["unanswered"], 0) << report.dump(2);
   const std::string log = server.log();
-  EXPECT_GE(reloads(), 3u) << log;
+  EXPECT_GE(times_logged(server, reloaded), 3u) << log;
   EXPECT_NE(log.find("keeps its previous weights"), std::string::npos) << log;
   EXPECT_EQ(server.stop(SIGTERM), 0) << log;
 }
