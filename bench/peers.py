@@ -13,13 +13,17 @@ started once for the row and precision; the engines of a precision then take
 turns round by round, so that the machine's drifting speed hits all of them
 alike. Ours runs as
 `unet-industrial benchmark` in each round. Before an engine is timed its
-probabilities on the check images are compared with ours: within 1e-4 in
-fp32; in bf16 and int8 all but 0.1% of them within 0.02 (two reduced-
-precision computations part most at the few pixels whose logit is near 0:
-our own bf16 and int8 each differ from our fp32 by up to 0.26 and 0.97 at
-single pixels of a model trained at 128 and run at 512, while under 0.03% of
-the pixels differ by over 0.02); an engine that differs more is reported,
-not timed.
+probabilities on the check images are compared with our fp32 ones, the
+reference computation: within 1e-4 in fp32; in bf16 and int8 all but a
+share of them within 0.02, the share being 0.1% or twice our own at that
+precision, whichever is larger. Two reduced-precision computations part
+most at the few pixels whose logit is near 0 (our bf16 and int8 differ from
+our fp32 by up to 0.26 and 0.97 at single pixels of a model trained at 128
+and run at 512), and how many such pixels there are depends on the model:
+0.03% of them for one demo model, 0.13% for another, for our int8 and ONNX
+Runtime's alike. So an engine is held to what our own reduced precision
+gives on the same model, with room to spare. An engine that differs more is
+reported, not timed; the table shows each one's share.
 
 The weights are those of a trained model (--model, or a short `demo`
 training run when none is given), exported to ONNX by `unet-industrial
@@ -217,6 +221,13 @@ def peak_rss_mb():
     return float("nan")
 
 
+def compare(probs, expected):
+    """How far one engine's probabilities are from the expected ones."""
+    n = len(expected)
+    diff = np.abs(probs.reshape(n, -1) - expected.reshape(n, -1))
+    return {"max_diff": float(diff.max()), "frac_over_0.02": float((diff > 0.02).mean())}
+
+
 def worker(a):
     """Serves timing requests for one engine and row on stdin/stdout (JSON lines)."""
     engine = ENGINES[a.engine][0](a)
@@ -237,9 +248,7 @@ def worker(a):
                 n = len(inputs)
                 padded = np.concatenate([inputs, inputs[:(-n) % a.batch]]) if n % a.batch else inputs
                 probs = np.concatenate([engine.infer(padded[i:i + a.batch]) for i in range(0, len(padded), a.batch)])
-                diff = np.abs(probs[:n].reshape(n, -1) - np.load(request["expected"]).reshape(n, -1))
-                reply["max_diff"] = float(diff.max())
-                reply["frac_over_0.02"] = float((diff > 0.02).mean())
+                reply.update(compare(probs[:n], np.load(request["expected"])))
             else:
                 for _ in range(request["warmup"]):
                     work()
@@ -431,18 +440,24 @@ def main():
             for name, precision, w in contenders:  # check before timing
                 entry = row.setdefault((name, precision), {"engine": name, "precision": precision, "mode": mode,
                                                            "batch": batch, "ms": [], "peak_rss_mb": 0})
-                if w is None or mode == "train":
+                if mode == "train":
                     continue
-                reply = w.ask(do="check", inputs=a.check_inputs, expected=a.expected[precision])
+                if w is None:  # ours: what `predict` gave at this precision, against its fp32
+                    reply = compare(np.load(a.expected[precision]), np.load(a.expected["fp32"]))
+                else:
+                    reply = w.ask(do="check", inputs=a.check_inputs, expected=a.expected["fp32"])
                 entry["version"] = reply.get("version")
                 entry["max_diff"] = reply.get("max_diff")
                 entry["frac_over_0.02"] = reply.get("frac_over_0.02")
                 if "error" in reply:
                     entry["error"] = reply["error"]
                 elif precision == "fp32" and reply["max_diff"] > 1e-4:
-                    entry["error"] = f"probabilities differ from ours by {reply['max_diff']:.3g}"
-                elif precision != "fp32" and reply["frac_over_0.02"] > 1e-3:
-                    entry["error"] = f"{100 * reply['frac_over_0.02']:.2g}% of the probabilities differ from ours by over 0.02"
+                    entry["error"] = f"probabilities differ from our fp32 by {reply['max_diff']:.3g}"
+                elif precision != "fp32" and w is None:
+                    allowed = max(1e-3, 2 * reply["frac_over_0.02"])
+                elif precision != "fp32" and reply["frac_over_0.02"] > allowed:
+                    entry["error"] = (f"{100 * reply['frac_over_0.02']:.2g}% of the probabilities differ from our fp32 by "
+                                      f"over 0.02 (allowed: {100 * allowed:.2g}%)")
             for r in range(a.rounds):
                 for name, precision, w in contenders:
                     entry = row[(name, precision)]
@@ -477,14 +492,16 @@ def main():
                     entry["images_per_s"] = batch * 1000 / entry["p50_ms"]
                 results.append(entry)
 
-    print(f"\n{'row':<10} {'engine':<15} {'prec':<5} {'img/s':>8} {'p50 ms':>9} {'peak MB':>8} {'ours/engine':>11}  note")
+    print(f"\n{'row':<10} {'engine':<15} {'prec':<5} {'img/s':>8} {'p50 ms':>9} {'peak MB':>8} {'ours/engine':>11} {'>0.02 of fp32':>13}  note")
     for e in results:
         best_ours = next((o for o in results if o["engine"] == "ours" and o["precision"] == e["precision"] and
                           o["mode"] == e["mode"] and o["batch"] == e["batch"] and "images_per_s" in o), None)
         ratio = (best_ours["images_per_s"] / e["images_per_s"]) if best_ours and "images_per_s" in e else None
+        share = e.get("frac_over_0.02")
         print(f"{e['mode'] + str(e['batch']):<10} {e['engine']:<15} {e['precision']:<5} "
               f"{e.get('images_per_s', float('nan')):>8.2f} {e.get('p50_ms', float('nan')):>9.1f} "
-              f"{e['peak_rss_mb']:>8.0f} {ratio if ratio else float('nan'):>11.2f}  {e.get('error', '')}")
+              f"{e['peak_rss_mb']:>8.0f} {ratio if ratio else float('nan'):>11.2f} "
+              f"{'' if share is None else f'{100 * share:.3f}%':>13}  {e.get('error', '')}")
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"started": started, "finished": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
