@@ -20,7 +20,7 @@ __attribute__((target("avx512f"))) inline __m512 widen_bf16x16(const uint16_t* p
   return _mm512_castsi512_ps(_mm512_maskz_slli_epi32(kAll, _mm512_maskz_cvtepu16_epi32(kAll, bits), 16));
 }
 
-// One output row, from its two input rows `top` and `bottom`.
+// One output row of bf16, from its two input rows `top` and `bottom`.
 __attribute__((target("avx512f"))) void max_pool_row(const uint16_t* top, const uint16_t* bottom, uint16_t* out,
                                                      int out_w, int channels) {
   for (int ow = 0; ow < out_w; ++ow)
@@ -35,23 +35,61 @@ __attribute__((target("avx512f"))) void max_pool_row(const uint16_t* top, const 
     }
 }
 
-// Max pooling 2x2, stride 2, of bf16 in nhwc with channels in whole 16s: the
-// layout oneDNN's AMX and AVX512-BF16 convolutions give bf16 inference. oneDNN
-// 2.6's kernel for it takes about 3x as long (1.14 against 0.44 ms on 32
-// channels of 512x512, 2 threads, a Xeon with AMX) and OpenVINO's newer one
-// half as long: pooling was most of what OpenVINO's bf16 gained on us
-// (docs/performance.md). bf16 widens to f32 exactly (16 bits up), so the max
-// is the same number oneDNN returns. Only bf16 inference comes here, which
-// needs AVX-512 (compile_cpu checks).
-void max_pool_2x2_bf16_nhwc(const uint16_t* src, uint16_t* dst, int batch, int height, int width, int channels) {
+__attribute__((target("avx2"))) inline __m256i load(const uint8_t* p) {
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+}
+
+// One output row of u8 (int8 inference, after a ReLU): all of a channel's
+// values share one positive scale, so the largest code is the code of the
+// largest value.
+__attribute__((target("avx2"))) void max_pool_row(const uint8_t* top, const uint8_t* bottom, uint8_t* out,
+                                                  int out_w, int channels) {
+  for (int ow = 0; ow < out_w; ++ow)
+    for (int c = 0; c < channels; c += 32) {
+      const size_t left = size_t(2 * ow) * channels + c, right = left + channels;
+      const __m256i m = _mm256_max_epu8(_mm256_max_epu8(load(top + left), load(top + right)),
+                                        _mm256_max_epu8(load(bottom + left), load(bottom + right)));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + size_t(ow) * channels + c), m);
+    }
+}
+
+// Max pooling 2x2, stride 2, in nhwc, a row of output pixels per task, for
+// the layouts oneDNN's inference convolutions give: bf16 (AMX and
+// AVX512-BF16) with channels in whole 16s and u8 (int8) in whole 32s.
+// oneDNN 2.6's kernels for them are far slower: bf16 1.14 against 0.44 ms
+// on 32 channels of 512x512, 2 threads, a Xeon with AMX; u8 19 ms of the
+// int8 pass at batch 8, which this kernel takes from 162 to 142 ms
+// (docs/performance.md). bf16 widens to f32 exactly (16 bits up), so either
+// max is the number oneDNN returns.
+template <typename T>
+void max_pool_2x2_nhwc(const T* src, T* dst, int batch, int height, int width, int channels) {
   const int out_h = height / 2, out_w = width / 2;
 #pragma omp parallel for collapse(2) schedule(static)
   for (int n = 0; n < batch; ++n)
     for (int oh = 0; oh < out_h; ++oh) {
-      const uint16_t* top = src + (size_t(n) * height + 2 * oh) * width * channels;
+      const T* top = src + (size_t(n) * height + 2 * oh) * width * channels;
       max_pool_row(top, top + size_t(width) * channels, dst + (size_t(n) * out_h + oh) * out_w * channels, out_w,
                    channels);
     }
+}
+
+// Whether pooling.cpp's own kernel takes `src` (inference only): bf16
+// inference needs AVX-512 (compile_cpu checks), int8 may run on AVX2.
+bool own_kernel_takes(const memory::desc& src_md) {
+  const memory::dims d = src_md.dims();
+  if (src_md == memory::desc(d, dt::bf16, tag::nhwc)) return d[1] % 16 == 0;
+  if (src_md == memory::desc(d, dt::u8, tag::nhwc)) return d[1] % 32 == 0 && __builtin_cpu_supports("avx2");
+  return false;
+}
+
+template <typename T>
+Step own_kernel_step(const memory& src, const memory& dst) {
+  const memory::dims d = src.get_desc().dims();
+  const int batch = int(d[0]), channels = int(d[1]), height = int(d[2]), width = int(d[3]);
+  return {{}, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}}, [=] {
+            max_pool_2x2_nhwc(static_cast<const T*>(src.get_data_handle()), static_cast<T*>(dst.get_data_handle()),
+                              batch, height, width, channels);
+          }};
 }
 
 }  // namespace
@@ -60,14 +98,10 @@ memory pool_forward(Net& net, PoolLayer& layer, const memory& src, bool training
   const memory::desc src_md = src.get_desc();
   const memory::dims d = src_md.dims();
   const memory::dims out_dims{d[0], d[1], d[2] / 2, d[3] / 2};
-  if (!training && d[1] % 16 == 0 && src_md == memory::desc(d, dt::bf16, tag::nhwc)) {
-    memory dst = net.make_activation(memory::desc(out_dims, dt::bf16, tag::nhwc));
-    const int batch = int(d[0]), channels = int(d[1]), height = int(d[2]), width = int(d[3]);
-    net.forward.push_back({{}, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}}, [=] {
-                             max_pool_2x2_bf16_nhwc(static_cast<const uint16_t*>(src.get_data_handle()),
-                                                    static_cast<uint16_t*>(dst.get_data_handle()), batch, height,
-                                                    width, channels);
-                           }});
+  if (!training && own_kernel_takes(src_md)) {
+    memory dst = net.make_activation(memory::desc(out_dims, src_md.data_type(), tag::nhwc));
+    net.forward.push_back(src_md.data_type() == dt::bf16 ? own_kernel_step<uint16_t>(src, dst)
+                                                         : own_kernel_step<uint8_t>(src, dst));
     return dst;
   }
   const memory::desc dst_md(out_dims, src_md.data_type(), tag::any);
