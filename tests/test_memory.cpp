@@ -2,7 +2,8 @@
 // that are live at the same time never share bytes, reuse does not change
 // results, backward() can run twice after one forward(), and the arena is as
 // small as the targets need (inference batch 1 under 400 MB resident,
-// training batch 16 under 8 GB).
+// training batch 16 under 8 GB), and executors that share one arena need
+// only what the largest needs.
 #include <gtest/gtest.h>
 
 #include <regex>
@@ -10,6 +11,7 @@
 #include "backend/cpu/cpu_executor.h"
 #include "test_util.h"
 #include "unetind/backend.h"
+#include "unetind/error.h"
 
 namespace unetind {
 namespace {
@@ -21,8 +23,8 @@ constexpr double kMB = 1024.0 * 1024.0;
 // waits out a scheduler tick at its closing barrier.
 std::unique_ptr<Backend> cpu_backend() { return make_backend("cpu", 1); }
 
-std::vector<NamedTensor> model_params(const ModelConfig& config) {
-  Parameters p = init_parameters(config, Initializer::HeUniform, 4);
+std::vector<NamedTensor> model_params(const ModelConfig& config, uint64_t seed = 4) {
+  Parameters p = init_parameters(config, Initializer::HeUniform, seed);
   for (size_t i = 1; i < p.tensors.size(); i += 2) p.tensors[i].tensor = test::random_tensor(p.tensors[i].tensor.shape, i, 0.05f);
   return p.tensors;
 }
@@ -124,6 +126,48 @@ TEST(Memory, ArenaFitsTheTargets) {
   const cpu::ArenaStats train = stats(16, true, Precision::F32);
   EXPECT_LT(train.arena_bytes / kMB, 7 * 1024.0);
   EXPECT_LT(train.arena_bytes, train.activation_bytes * 2 / 3);
+}
+
+TEST(Memory, ExecutorsSharingAnArenaTakeTurnsAndNeedOnlyTheLargest) {
+  // Executors of two models for batches 1, 3 and 2 in one arena, compiled
+  // and run so that it grows (and moves) between two runs of the first:
+  // each computes what it computes with an arena of its own, and the arena
+  // ends as large as the largest one's own, not their sum.
+  const Graph graph = build_graph({});
+  const auto params_a = model_params({}), params_b = model_params({}, 9);
+  const int h = 64, w = 48;
+  auto compile = [&](int batch, const std::vector<NamedTensor>& params, std::shared_ptr<ActivationArena> arena) {
+    ExecConfig config{batch, h, w, false, Precision::F32};
+    config.activations = std::move(arena);
+    auto exec = cpu::compile_cpu(graph, config);
+    exec->set_parameters(params);
+    return exec;
+  };
+  auto forward = [&](Executor& exec, uint64_t seed) {
+    const auto input = test::random_values(size_t(exec.config().batch) * h * w, seed);
+    std::vector<float> probs(input.size());
+    exec.forward(input.data(), probs.data(), true);
+    return probs;
+  };
+  auto own_1 = compile(1, params_a, nullptr), own_3 = compile(3, params_b, nullptr), own_2 = compile(2, params_a, nullptr);
+  auto shared = std::make_shared<ActivationArena>();
+  auto exec_1 = compile(1, params_a, shared);
+  EXPECT_EQ(forward(*exec_1, 11), forward(*own_1, 11));
+  const void* before = shared->data();
+  auto exec_3 = compile(3, params_b, shared);
+  ASSERT_NE(shared->data(), before) << "the arena did not grow: the test would not check the rebinding";
+  EXPECT_EQ(forward(*exec_3, 12), forward(*own_3, 12));
+  EXPECT_EQ(forward(*exec_1, 13), forward(*own_1, 13));
+  auto exec_2 = compile(2, params_a, shared);
+  EXPECT_EQ(forward(*exec_2, 14), forward(*own_2, 14));
+  EXPECT_EQ(forward(*exec_3, 15), forward(*own_3, 15));
+  EXPECT_EQ(shared->bytes(), cpu::arena_stats(*own_3).arena_bytes);
+  EXPECT_LT(shared->bytes(), cpu::arena_stats(*own_1).arena_bytes + cpu::arena_stats(*own_2).arena_bytes +
+                                 cpu::arena_stats(*own_3).arena_bytes);
+  // Training keeps its activations from forward() to backward().
+  ExecConfig training{1, h, w, true, Precision::F32};
+  training.activations = shared;
+  EXPECT_THROW(cpu::compile_cpu(graph, training), Error);
 }
 
 TEST(Memory, Bf16TrainingArenaIsAboutHalf) {

@@ -35,6 +35,34 @@ enum class ConvAlgorithm { Auto, Direct };
 std::string to_string(ConvAlgorithm a);  // "auto" | "direct"
 ConvAlgorithm parse_conv_algorithm(const std::string& s);
 
+// Host memory that several CPU executors take their activations from in
+// turn (ExecConfig::activations), so that executors which never run at the
+// same time need only as much as the largest of them: a Predictor's, one
+// for each batch size it meets, or all the models' of a server, whose
+// forward passes run on one thread. Executors that share one must run one
+// at a time, and a run leaves nothing in it for the next: an executor that
+// keeps activations between calls (training, between forward() and
+// backward()) takes memory of its own.
+class ActivationArena {
+ public:
+  ActivationArena() = default;
+  ActivationArena(const ActivationArena&) = delete;
+  ActivationArena& operator=(const ActivationArena&) = delete;
+
+  // At least `bytes` (64-byte aligned); growing loses what it held, and
+  // moves it, so an executor asks again before every run.
+  void* reserve(size_t bytes);
+  size_t bytes() const { return bytes_; }
+  const void* data() const { return data_.get(); }
+
+ private:
+  struct Free {
+    void operator()(void* p) const;
+  };
+  std::unique_ptr<void, Free> data_;
+  size_t bytes_ = 0;
+};
+
 // H and W must be divisible by the graph's deepest pooling factor (16 for
 // the model).
 struct ExecConfig {
@@ -48,6 +76,9 @@ struct ExecConfig {
   // |value| its fp32 output took on the calibration images (calibration.h);
   // each channel is quantised to its range.
   std::vector<std::vector<float>> int8_ranges = {};
+  // Inference only, where the backend shares_activations(): the arena to
+  // take activations from instead of memory of the executor's own.
+  std::shared_ptr<ActivationArena> activations = nullptr;
 };
 
 // Throws an Error, prefixed by `who`, where `config`'s batch is below 1 or
@@ -148,6 +179,9 @@ class Backend {
  public:
   virtual ~Backend() = default;
   virtual std::string name() const = 0;  // "cpu", "cuda:0"
+  // Whether its inference executors take ExecConfig::activations (the CPU's
+  // do; a CUDA executor keeps its activations in device memory of its own).
+  virtual bool shares_activations() const { return false; }
   virtual std::unique_ptr<Executor> compile(const Graph& graph, const ExecConfig& config) = 0;
   // `config.training` is implied. `group` (null: this process alone) must
   // outlive the executor.

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 
@@ -89,6 +90,7 @@ class CpuBackend final : public Backend {
  public:
   explicit CpuBackend(int threads) : threads_(threads) {}
   std::string name() const override { return "cpu"; }
+  bool shares_activations() const override { return true; }
   std::unique_ptr<Executor> compile(const Graph& graph, const ExecConfig& config) override {
     set_cpu_threads(threads_);  // primitives are laid out for the threads they will run on
     return std::make_unique<ThreadCountExecutor>(compile_cpu_checked(graph, config), threads_);
@@ -111,6 +113,21 @@ std::string device_list() {
   return "available: " + names;
 }
 }  // namespace
+
+void* ActivationArena::reserve(size_t bytes) {
+  if (bytes <= bytes_ && data_) return data_.get();
+  constexpr size_t kAlignment = 64;  // as oneDNN aligns its own buffers
+  const size_t rounded = (std::max<size_t>(bytes, 1) + kAlignment - 1) / kAlignment * kAlignment;
+  // The old one stays until the new one exists: nothing is lost on failure,
+  // and the new one is not touched yet, so both at once cost address space.
+  std::unique_ptr<void, Free> grown(std::aligned_alloc(kAlignment, rounded));
+  if (!grown) throw Error("cannot allocate " + std::to_string(rounded >> 20) + " MB for activations");
+  data_ = std::move(grown);
+  bytes_ = rounded;
+  return data_.get();
+}
+
+void ActivationArena::Free::operator()(void* p) const { std::free(p); }
 
 std::string to_string(Precision p) {
   switch (p) {

@@ -7,13 +7,15 @@
 namespace unetind {
 
 Predictor::Predictor(Parameters params, std::unique_ptr<Backend> backend, int image_size, Precision precision,
-                     ConvAlgorithm conv_algorithm)
+                     ConvAlgorithm conv_algorithm, std::shared_ptr<ActivationArena> activations)
     : params_(std::move(params)),
       graph_(build_graph(params_.config)),
       backend_(std::move(backend)),
       image_size_(image_size),
       precision_(precision),
-      conv_algorithm_(conv_algorithm) {
+      conv_algorithm_(conv_algorithm),
+      activations_(backend_->shares_activations() && !activations ? std::make_shared<ActivationArena>()
+                                                                  : std::move(activations)) {
   check_image_size(image_size);
   if (precision_ == Precision::INT8) int8_ranges_of(params_);  // refused here, naming the file, not at the first run
   check_memory(1);
@@ -27,15 +29,20 @@ void Predictor::check_memory(int batch) const {
                            std::to_string(image_size_));
 }
 
-void Predictor::run(const float* images, int count, float* probs) {
+void Predictor::prepare(int count) {
   auto& exec = executors_[count];
-  if (!exec) {
-    ExecConfig config{count, image_size_, image_size_, false, precision_, conv_algorithm_};
-    if (precision_ == Precision::INT8) config.int8_ranges = int8_ranges_of(params_);
-    exec = backend_->compile(graph_, config);
-    exec->set_parameters(params_.tensors);
-  }
-  exec->forward(images, probs, true);
+  if (exec) return;
+  ExecConfig config{count, image_size_, image_size_, false, precision_, conv_algorithm_};
+  if (precision_ == Precision::INT8) config.int8_ranges = int8_ranges_of(params_);
+  if (backend_->shares_activations()) config.activations = activations_;
+  exec = backend_->compile(graph_, config);
+  exec->set_parameters(params_.tensors);
+}
+
+void Predictor::run(const float* images, int count, float* probs) {
+  prepare(count);
+  Executor& exec = *executors_.at(count);
+  exec.forward(images, probs, true);
   // The CPU executor checks its logits; this catches a NaN from any backend.
   check_outputs_finite(probs, static_cast<size_t>(image_size_) * image_size_, count);
 }

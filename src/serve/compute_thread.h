@@ -11,13 +11,20 @@
 // took 48 us instead of 0.9 us on a 2-core KVM guest, and a 512x512 forward
 // pass 170 ms instead of 143 ms. Models share the cores anyway: their
 // forward passes never ran at the same time.
+//
+// Since nothing else computes, the activations of every model's executors
+// take turns in one arena: a server needs what its largest batch needs,
+// however many models and batch sizes it keeps compiled.
 #pragma once
 #include <condition_variable>
 #include <deque>
 #include <functional>
 #include <future>
+#include <memory>
 #include <mutex>
 #include <thread>
+
+#include "unetind/backend.h"
 
 namespace unetind::serve {
 
@@ -32,8 +39,13 @@ class ComputeThread {
   // and returns once it has run; rethrows what it threw.
   void run(const std::function<void()>& work);
 
+  // For the executors whose passes run here only.
+  const std::shared_ptr<ActivationArena>& activations() const { return activations_; }
+
  private:
   void loop();
+
+  const std::shared_ptr<ActivationArena> activations_ = std::make_shared<ActivationArena>();
 
   std::mutex mutex_;
   std::condition_variable wake_;

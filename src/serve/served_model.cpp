@@ -5,9 +5,13 @@
 namespace unetind::serve {
 
 namespace {
-// Executors are compiled for powers of two only (run_batch): the largest
-// one that a batch of n images uses first.
-int largest_power_of_two_at_most(int n) {
+// The batch sizes that have executors (compiled at load) and that a batch of
+// n images runs as: every size where the executors' activations take turns
+// in one arena (the CPU backend: they cost only their weights, and a batch
+// of 7 runs whole), else the powers of two, which bound the executors (and
+// their activations) to log2(max batch) + 1 and run a batch of 7 as 4 + 2 + 1.
+int largest_compiled_at_most(int n, bool every_size) {
+  if (every_size) return n;
   int p = 1;
   while (p * 2 <= n) p *= 2;
   return p;
@@ -33,20 +37,25 @@ ServedModel::Loaded ServedModel::load() const {
   LoadedModel model = load_model(spec_.path);
   Loaded loaded{
       std::make_shared<Predictor>(std::move(model.parameters), make_backend(options_.device, options_.threads),
-                                  options_.image_size, options_.precision, options_.conv_algorithm),
+                                  options_.image_size, options_.precision, options_.conv_algorithm,
+                                  compute_.activations()),
       threshold_in_use(options_.threshold, "--threshold", model.threshold)};
   loaded.predictor->check_memory(options_.max_batch);  // refused at start, not at the first full batch
-  // One forward pass a batch size that run_batch uses (the powers of two up
-  // to --max-batch) compiles its executor and touches its memory now, so
-  // that no request after a (re)load pays for it and the server's memory
-  // after loading is what it keeps (on a fast CPU a warm-up load may never
-  // fill a batch of 8). Only these run on the compute thread: reading the
-  // file does not hold up the other models' requests.
+  // Every executor that run_batch uses is compiled now, and the largest runs
+  // once to touch the memory the smaller ones share, so that no request
+  // after a (re)load pays for either and the server's memory after loading
+  // is what it keeps (on a fast CPU a warm-up load may never fill a batch
+  // of 8). Only this runs on the compute thread, since compiling sets the
+  // OpenMP thread count and loading the weights runs parallel regions:
+  // reading the file does not hold up the other models' requests.
   const size_t pixels = static_cast<size_t>(options_.image_size) * options_.image_size;
-  const int largest = largest_power_of_two_at_most(options_.max_batch);
-  std::vector<float> zeros(largest * pixels), probs(largest * pixels);
+  const bool every_size = loaded.predictor->shares_activations();
   compute_.run([&] {
-    for (int batch = 1; batch <= largest; batch *= 2) loaded.predictor->run(zeros.data(), batch, probs.data());
+    for (int batch = 1; batch <= options_.max_batch; ++batch)
+      if (largest_compiled_at_most(batch, every_size) == batch) loaded.predictor->prepare(batch);
+    const int largest = largest_compiled_at_most(options_.max_batch, every_size);
+    std::vector<float> zeros(largest * pixels), probs(largest * pixels);
+    loaded.predictor->run(zeros.data(), largest, probs.data());
   });
   return loaded;
 }
@@ -80,15 +89,11 @@ void ServedModel::run_batch(const float* inputs, int count, float* probs) {
     predictor = predictor_;
   }
   if (!predictor) throw Error("model '" + spec_.name + "' is not loaded");
-  // Executors are compiled for powers of two only, so that at most
-  // log2(max_batch) + 1 of them hold memory: a batch of 7 runs as 4 + 2 + 1.
-  // That costs little where the speed per image hardly depends on the batch
-  // (Zen 5, an AVX2 EPYC) and more where batch 1 is slower per image (7.1
-  // against 9.5 images/s at batch 4 on a Xeon with AMX; docs/serving.md).
   const size_t pixels = static_cast<size_t>(options_.image_size) * options_.image_size;
+  const bool every_size = predictor->shares_activations();
   compute_.run([&] {
     for (int done = 0; done < count;) {
-      const int chunk = largest_power_of_two_at_most(count - done);
+      const int chunk = largest_compiled_at_most(count - done, every_size);
       predictor->run(inputs + done * pixels, chunk, probs + done * pixels);
       done += chunk;
     }

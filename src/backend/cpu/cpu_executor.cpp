@@ -125,7 +125,7 @@ class CpuExecutor final : public Executor {
     if (config().training) build_backward();
     if (observed_)
       for (size_t i = 1; i < outs_.size(); ++i) net_.keep_live(outs_[i]);
-    net_.plan({&net_.forward, &output_steps_, &net_.backward});
+    net_.plan({&net_.forward, &output_steps_, &net_.backward}, config().activations);
     built_ = true;
   }
 
@@ -282,6 +282,9 @@ std::vector<std::vector<float>> node_max_abs(const Graph& graph, const std::vect
 std::unique_ptr<Executor> compile_cpu(const Graph& graph, const ExecConfig& config) {
   if (config.precision == Precision::INT8 && config.training)
     throw Error("cpu backend: int8 is for inference only; train in fp32 or bf16");
+  if (config.activations && config.training)
+    throw Error("cpu backend: a training executor keeps its activations from forward() to backward(), so it "
+                "cannot share an ActivationArena");
   // oneDNN runs bf16 natively with AVX512-BF16, emulates it (slowly) with
   // plain AVX-512 and has no bf16 kernels below that.
   if (config.precision == Precision::BF16 && !cpu_has_avx512_core())

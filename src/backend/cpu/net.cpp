@@ -58,7 +58,7 @@ size_t Net::activation_bytes() const {
                          [](size_t sum, const Activation& a) { return sum + aligned(a.mem.get_desc().get_size()); });
 }
 
-void Net::plan(const std::vector<const std::vector<Step>*>& phases) {
+void Net::plan(const std::vector<const std::vector<Step>*>& phases, std::shared_ptr<ActivationArena> shared) {
   // Live range of each activation over the phases laid end to end.
   std::unordered_map<dnnl_memory_t, size_t> owner;
   for (size_t a = 0; a < activations_.size(); ++a) {
@@ -98,7 +98,8 @@ void Net::plan(const std::vector<const std::vector<Step>*>& phases) {
   auto bytes_of = [&](size_t a) { return aligned(activations_[a].mem.get_desc().get_size()); };
   std::stable_sort(order.begin(), order.end(), [&](size_t x, size_t y) { return bytes_of(x) > bytes_of(y); });
   placements_.clear();
-  std::vector<size_t> offset(activations_.size(), 0);
+  offsets_.assign(activations_.size(), 0);
+  placed_.assign(activations_.size(), false);
   arena_bytes_ = 0;
   for (size_t a : order) {
     std::vector<std::pair<size_t, size_t>> taken;  // [begin, end) of live neighbours, by begin
@@ -110,21 +111,32 @@ void Net::plan(const std::vector<const std::vector<Step>*>& phases) {
       if (at + bytes_of(a) <= begin) break;
       at = std::max(at, end);
     }
-    offset[a] = at;
+    offsets_[a] = at;
+    placed_[a] = true;
     placements_.push_back({first[a], last[a], at, bytes_of(a)});
     arena_bytes_ = std::max(arena_bytes_, at + bytes_of(a));
   }
 
-  arena_ = memory(memory::desc({static_cast<memory::dim>(std::max<size_t>(arena_bytes_, 1))}, dt::u8, tag::x), engine);
-  auto* base = static_cast<uint8_t*>(arena_.get_data_handle());
-  for (size_t a : order) {
-    activations_[a].mem.set_data_handle(base + offset[a]);
+  arena_ = shared ? std::move(shared) : std::make_shared<ActivationArena>();
+  bound_to_ = nullptr;
+  bind();
+}
+
+void Net::bind() {
+  if (!arena_) return;  // not planned yet: its steps use no activation
+  auto* base = static_cast<uint8_t*>(arena_->reserve(arena_bytes_));
+  if (base == bound_to_) return;
+  for (size_t a = 0; a < activations_.size(); ++a) {
+    if (!placed_[a]) continue;
+    activations_[a].mem.set_data_handle(base + offsets_[a]);
     // A view's descriptor carries its offset into the viewed buffer.
-    for (memory& v : activations_[a].views) v.set_data_handle(base + offset[a]);
+    for (memory& v : activations_[a].views) v.set_data_handle(base + offsets_[a]);
   }
+  bound_to_ = base;
 }
 
 void Net::run(std::vector<Step>& steps) {
+  bind();
   for (Step& s : steps) {
     if (s.kernel)
       s.kernel();

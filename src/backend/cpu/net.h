@@ -8,11 +8,16 @@
 // buffers; every activation (op outputs, gradients flowing backward, reorder
 // temporaries, pooling workspaces, scratchpads) is placed by plan() in one
 // arena, where a buffer is reused once the last step touching it has run.
+// The arena may be shared with other nets that run at other times
+// (ActivationArena, backend.h).
 #pragma once
 #include <dnnl.hpp>
 #include <functional>
+#include <memory>
 #include <unordered_map>
 #include <vector>
+
+#include "unetind/backend.h"
 
 namespace unetind::cpu {
 
@@ -71,8 +76,9 @@ class Net {
   // possibly again without the earlier ones (backward() may follow one
   // forward() twice): an activation used in more than one phase therefore
   // stays live to the end of the last phase that uses it. Call once, after
-  // every step is appended.
-  void plan(const std::vector<const std::vector<Step>*>& phases);
+  // every step is appended. `shared` (null: an arena of its own) must be
+  // used by one net at a time; run() takes it anew each time.
+  void plan(const std::vector<const std::vector<Step>*>& phases, std::shared_ptr<ActivationArena> shared = nullptr);
   size_t arena_bytes() const { return arena_bytes_; }
   const std::vector<Placement>& placements() const { return placements_; }
   // The activations' sizes added up: what the arena would be without reuse.
@@ -81,13 +87,20 @@ class Net {
   void run(std::vector<Step>& steps);
 
  private:
+  // Points every activation into the arena, where it has moved (or another
+  // net has made it grow) since the last run.
+  void bind();
+
   struct Activation {
     memory mem;
     std::vector<memory> views;
     bool keep_live = false;
   };
   std::vector<Activation> activations_;
-  memory arena_;
+  std::vector<size_t> offsets_;  // of each activation in the arena, for those placed
+  std::vector<bool> placed_;
+  std::shared_ptr<ActivationArena> arena_;
+  void* bound_to_ = nullptr;
   size_t arena_bytes_ = 0;
   std::vector<Placement> placements_;
 };
