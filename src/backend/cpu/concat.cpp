@@ -1,22 +1,13 @@
+#include <algorithm>
 #include <cstring>
 
+#include "backend/cpu/layout.h"
 #include "backend/cpu/ops.h"
 #include "unetind/error.h"
 
 namespace unetind::cpu {
 
 namespace {
-// The activation layouts oneDNN picks on CPUs, and their channel blocks.
-struct Layout {
-  tag format;
-  int channel_block;
-};
-std::optional<Layout> layout_of(const memory::desc& md) {
-  for (Layout l : {Layout{tag::nhwc, 1}, Layout{tag::nchw, 1}, Layout{tag::nChw16c, 16}, Layout{tag::nChw8c, 8}})
-    if (memory::desc(md.dims(), md.data_type(), l.format) == md) return l;
-  return std::nullopt;
-}
-
 // Concatenation of channels in nhwc: each pixel's `a_bytes` of the first
 // input, then its `b_bytes` of the second, both multiples of 16. Copied in
 // 16-byte pieces the compiler keeps in registers: oneDNN 2.6's reorders into
@@ -24,14 +15,34 @@ std::optional<Layout> layout_of(const memory::desc& md) {
 // 30 ms of a 142 ms pass, which this copy takes to 128 ms; bf16 from 222 to
 // 207 ms; docs/performance.md).
 void concat_nhwc(const uint8_t* a, const uint8_t* b, uint8_t* dst, size_t pixels, size_t a_bytes, size_t b_bytes) {
-  auto copy = [](const uint8_t* from, uint8_t* to, size_t bytes) {
-    for (size_t i = 0; i < bytes; i += 16) std::memcpy(to + i, from + i, 16);
-  };
 #pragma omp parallel for schedule(static)
   for (size_t p = 0; p < pixels; ++p) {
     uint8_t* out = dst + p * (a_bytes + b_bytes);
-    copy(a + p * a_bytes, out, a_bytes);
-    copy(b + p * b_bytes, out + a_bytes, b_bytes);
+    copy16(a + p * a_bytes, out, a_bytes);
+    copy16(b + p * b_bytes, out + a_bytes, b_bytes);
+  }
+}
+
+// Concatenation of channels in a blocked layout of whole blocks (fp32:
+// nChw8c, nChw16c), whose channel blocks are planes one after another: an
+// output image is the first input's image (`a_bytes`), then the second's.
+// Copied in pieces, so that every thread has some at batch 1. oneDNN 2.6's
+// reorders into channel views of these ("simple:any") took 9.8 ms of an
+// fp32 pass at batch 1, 512x512, on an AVX2 EPYC, these copies 8.0: both
+// near what memory moves (docs/performance.md).
+void concat_images(const uint8_t* a, const uint8_t* b, uint8_t* dst, size_t images, size_t a_bytes,
+                   size_t b_bytes) {
+  constexpr size_t kPiece = size_t(64) << 10;
+  const size_t a_pieces = (a_bytes + kPiece - 1) / kPiece, pieces = a_pieces + (b_bytes + kPiece - 1) / kPiece;
+#pragma omp parallel for schedule(static)
+  for (size_t t = 0; t < images * pieces; ++t) {
+    const size_t image = t / pieces, piece = t % pieces;
+    const bool first = piece < a_pieces;
+    const size_t part_bytes = first ? a_bytes : b_bytes;
+    const size_t begin = (first ? piece : piece - a_pieces) * kPiece;
+    const uint8_t* from = (first ? a + image * a_bytes : b + image * b_bytes) + begin;
+    uint8_t* to = dst + image * (a_bytes + b_bytes) + (first ? 0 : a_bytes) + begin;
+    std::memcpy(to, from, std::min(kPiece, part_bytes - begin));
   }
 }
 }  // namespace
@@ -57,15 +68,22 @@ memory concat_forward(Net& net, const memory& a, const memory& b, const ConcatQu
     memory dst = net.make_activation(dst_md);
     const size_t element = dst_md.get_size() / dst_md.dims()[0] / dims[1] / dims[2] / dims[3];
     const bool copies_only = !quant || (quant->rescale[0] == 1 && quant->rescale[1] == 1);
-    if (layout->format == tag::nhwc && same_layout && copies_only && b_md.data_type() == dst_md.data_type() &&
-        a_md.data_type() == dst_md.data_type() && ca * element % 16 == 0 && cb * element % 16 == 0) {
+    const bool plain_copy = same_layout && copies_only && b_md.data_type() == dst_md.data_type() &&
+                            a_md.data_type() == dst_md.data_type();
+    const std::unordered_map<int, memory> args{
+        {DNNL_ARG_MULTIPLE_SRC + 0, a}, {DNNL_ARG_MULTIPLE_SRC + 1, b}, {DNNL_ARG_DST, dst}};
+    auto bytes = [](const memory& m) { return static_cast<uint8_t*>(m.get_data_handle()); };
+    if (plain_copy && layout->format == tag::nhwc && ca * element % 16 == 0 && cb * element % 16 == 0) {
       const size_t pixels = size_t(dims[0]) * dims[2] * dims[3];
-      net.forward.push_back({{}, {{DNNL_ARG_MULTIPLE_SRC + 0, a}, {DNNL_ARG_MULTIPLE_SRC + 1, b}, {DNNL_ARG_DST, dst}},
-                             [=] {
-                               concat_nhwc(static_cast<const uint8_t*>(a.get_data_handle()),
-                                           static_cast<const uint8_t*>(b.get_data_handle()),
-                                           static_cast<uint8_t*>(dst.get_data_handle()), pixels, ca * element,
-                                           cb * element);
+      net.forward.push_back({{}, args, [=] {
+                               concat_nhwc(bytes(a), bytes(b), bytes(dst), pixels, ca * element, cb * element);
+                             }});
+      return dst;
+    }
+    if (plain_copy && layout->channel_block > 1) {
+      const size_t plane = size_t(dims[2]) * dims[3] * element;
+      net.forward.push_back({{}, args, [=] {
+                               concat_images(bytes(a), bytes(b), bytes(dst), size_t(dims[0]), ca * plane, cb * plane);
                              }});
       return dst;
     }

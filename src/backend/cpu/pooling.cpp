@@ -2,6 +2,7 @@
 
 #include <cstdint>
 
+#include "backend/cpu/layout.h"
 #include "backend/cpu/ops.h"
 
 namespace unetind::cpu {
@@ -53,14 +54,28 @@ __attribute__((target("avx2"))) void max_pool_row(const uint8_t* top, const uint
     }
 }
 
-// Max pooling 2x2, stride 2, in nhwc, a row of output pixels per task, for
-// the layouts oneDNN's inference convolutions give: bf16 (AMX and
-// AVX512-BF16) with channels in whole 16s and u8 (int8) in whole 32s.
+// One output row of f32, 8 channels at a time.
+__attribute__((target("avx2"))) void max_pool_row(const float* top, const float* bottom, float* out, int out_w,
+                                                  int channels) {
+  for (int ow = 0; ow < out_w; ++ow)
+    for (int c = 0; c < channels; c += 8) {
+      const size_t left = size_t(2 * ow) * channels + c, right = left + channels;
+      const __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_loadu_ps(top + left), _mm256_loadu_ps(top + right)),
+                                     _mm256_max_ps(_mm256_loadu_ps(bottom + left), _mm256_loadu_ps(bottom + right)));
+      _mm256_storeu_ps(out + size_t(ow) * channels + c, m);
+    }
+}
+
+// Max pooling 2x2, stride 2, in nhwc (or a blocked layout seen as nhwc
+// images, layout.h), a row of output pixels per task, for the layouts
+// oneDNN's inference convolutions give: bf16 (AMX and AVX512-BF16) with
+// channels in whole 16s, u8 (int8) in whole 32s, f32 in blocks of 8 or 16.
 // oneDNN 2.6's kernels for them are far slower: bf16 1.14 against 0.44 ms
 // on 32 channels of 512x512, 2 threads, a Xeon with AMX; u8 19 ms of the
-// int8 pass at batch 8, which this kernel takes from 162 to 142 ms
-// (docs/performance.md). bf16 widens to f32 exactly (16 bits up), so either
-// max is the number oneDNN returns.
+// int8 pass at batch 8, which this kernel takes from 162 to 142 ms; f32 on
+// an AVX2 EPYC 8.1 against 3.1 ms of a 512x512 pass at batch 1
+// (docs/performance.md). bf16 widens to f32 exactly (16 bits up), so
+// either max is the number oneDNN returns.
 template <typename T>
 void max_pool_2x2_nhwc(const T* src, T* dst, int batch, int height, int width, int channels) {
   const int out_h = height / 2, out_w = width / 2;
@@ -73,22 +88,24 @@ void max_pool_2x2_nhwc(const T* src, T* dst, int batch, int height, int width, i
     }
 }
 
-// Whether pooling.cpp's own kernel takes `src` (inference only): bf16
-// inference needs AVX-512 (compile_cpu checks), int8 may run on AVX2.
-bool own_kernel_takes(const memory::desc& src_md) {
-  const memory::dims d = src_md.dims();
-  if (src_md == memory::desc(d, dt::bf16, tag::nhwc)) return d[1] % 16 == 0;
-  if (src_md == memory::desc(d, dt::u8, tag::nhwc)) return d[1] % 32 == 0 && __builtin_cpu_supports("avx2");
-  return false;
+// Whether pooling.cpp's own kernel takes `src` (inference only), as nhwc
+// images: bf16 inference needs AVX-512 (compile_cpu checks), int8 and fp32
+// may run on AVX2.
+std::optional<NhwcView> own_kernel_takes(const memory::desc& src_md) {
+  const auto view = nhwc_view(src_md);
+  if (!view) return std::nullopt;
+  const bool avx2 = __builtin_cpu_supports("avx2");
+  const bool takes = (src_md.data_type() == dt::bf16 && layout_of(src_md)->format == tag::nhwc && view->channels % 16 == 0) ||
+                     (src_md.data_type() == dt::u8 && view->channels % 32 == 0 && avx2) ||
+                     (src_md.data_type() == dt::f32 && view->channels % 8 == 0 && avx2);
+  return takes ? view : std::nullopt;
 }
 
 template <typename T>
-Step own_kernel_step(const memory& src, const memory& dst) {
-  const memory::dims d = src.get_desc().dims();
-  const int batch = int(d[0]), channels = int(d[1]), height = int(d[2]), width = int(d[3]);
+Step own_kernel_step(const memory& src, const memory& dst, const NhwcView& v) {
   return {{}, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}}, [=] {
             max_pool_2x2_nhwc(static_cast<const T*>(src.get_data_handle()), static_cast<T*>(dst.get_data_handle()),
-                              batch, height, width, channels);
+                              v.images, v.height, v.width, v.channels);
           }};
 }
 
@@ -98,10 +115,13 @@ memory pool_forward(Net& net, PoolLayer& layer, const memory& src, bool training
   const memory::desc src_md = src.get_desc();
   const memory::dims d = src_md.dims();
   const memory::dims out_dims{d[0], d[1], d[2] / 2, d[3] / 2};
-  if (!training && own_kernel_takes(src_md)) {
-    memory dst = net.make_activation(memory::desc(out_dims, src_md.data_type(), tag::nhwc));
-    net.forward.push_back(src_md.data_type() == dt::bf16 ? own_kernel_step<uint16_t>(src, dst)
-                                                         : own_kernel_step<uint8_t>(src, dst));
+  if (const auto view = training ? std::nullopt : own_kernel_takes(src_md)) {
+    memory dst = net.make_activation(memory::desc(out_dims, src_md.data_type(), layout_of(src_md)->format));
+    switch (src_md.data_type()) {
+      case dt::bf16: net.forward.push_back(own_kernel_step<uint16_t>(src, dst, *view)); break;
+      case dt::u8: net.forward.push_back(own_kernel_step<uint8_t>(src, dst, *view)); break;
+      default: net.forward.push_back(own_kernel_step<float>(src, dst, *view)); break;
+    }
     return dst;
   }
   const memory::desc dst_md(out_dims, src_md.data_type(), tag::any);
