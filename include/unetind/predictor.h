@@ -54,7 +54,7 @@ class Predictor {
   int image_size_;
   Precision precision_;
   ConvAlgorithm conv_algorithm_;
-  std::shared_ptr<ActivationArena> activations_;
+  std::shared_ptr<ActivationArena> activations_;  // null where the backend does not share them
   std::map<int, std::unique_ptr<Executor>> executors_;
 };
 

@@ -14,8 +14,9 @@ Predictor::Predictor(Parameters params, std::unique_ptr<Backend> backend, int im
       image_size_(image_size),
       precision_(precision),
       conv_algorithm_(conv_algorithm),
-      activations_(backend_->shares_activations() && !activations ? std::make_shared<ActivationArena>()
-                                                                  : std::move(activations)) {
+      activations_(!backend_->shares_activations() ? nullptr
+                   : activations                     ? std::move(activations)
+                                                     : std::make_shared<ActivationArena>()) {
   check_image_size(image_size);
   if (precision_ == Precision::INT8) int8_ranges_of(params_);  // refused here, naming the file, not at the first run
   check_memory(1);
@@ -34,7 +35,7 @@ void Predictor::prepare(int count) {
   if (exec) return;
   ExecConfig config{count, image_size_, image_size_, false, precision_, conv_algorithm_};
   if (precision_ == Precision::INT8) config.int8_ranges = int8_ranges_of(params_);
-  if (backend_->shares_activations()) config.activations = activations_;
+  config.activations = activations_;
   exec = backend_->compile(graph_, config);
   exec->set_parameters(params_.tensors);
 }

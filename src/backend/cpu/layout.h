@@ -27,6 +27,7 @@ inline std::optional<Layout> layout_of(const memory::desc& md) {
 // `md` as nhwc images of `channels` channels each: nhwc itself, or a blocked
 // layout of whole blocks (N x C/block images of `block` channels).
 struct NhwcView {
+  tag format = tag::undef;  // of `md`: nhwc, nChw8c or nChw16c
   int images = 0, height = 0, width = 0, channels = 0;
   size_t element_bytes = 0;
 };
@@ -35,9 +36,11 @@ inline std::optional<NhwcView> nhwc_view(const memory::desc& md) {
   if (!layout || layout->format == tag::nchw) return std::nullopt;
   const memory::dims d = md.dims();
   const size_t element = md.get_size() / size_t(d[0] * d[1] * d[2] * d[3]);
-  if (layout->format == tag::nhwc) return NhwcView{int(d[0]), int(d[2]), int(d[3]), int(d[1]), element};
+  if (layout->format == tag::nhwc)
+    return NhwcView{layout->format, int(d[0]), int(d[2]), int(d[3]), int(d[1]), element};
   if (d[1] % layout->channel_block != 0) return std::nullopt;
-  return NhwcView{int(d[0] * d[1] / layout->channel_block), int(d[2]), int(d[3]), layout->channel_block, element};
+  return NhwcView{layout->format, int(d[0] * d[1] / layout->channel_block), int(d[2]), int(d[3]),
+                  layout->channel_block, element};
 }
 
 // A copy of a multiple of 16 bytes, in 16-byte pieces the compiler keeps in

@@ -98,8 +98,7 @@ void Net::plan(const std::vector<const std::vector<Step>*>& phases, std::shared_
   auto bytes_of = [&](size_t a) { return aligned(activations_[a].mem.get_desc().get_size()); };
   std::stable_sort(order.begin(), order.end(), [&](size_t x, size_t y) { return bytes_of(x) > bytes_of(y); });
   placements_.clear();
-  offsets_.assign(activations_.size(), 0);
-  placed_.assign(activations_.size(), false);
+  offsets_.assign(activations_.size(), kNotPlaced);
   arena_bytes_ = 0;
   for (size_t a : order) {
     std::vector<std::pair<size_t, size_t>> taken;  // [begin, end) of live neighbours, by begin
@@ -112,7 +111,6 @@ void Net::plan(const std::vector<const std::vector<Step>*>& phases, std::shared_
       at = std::max(at, end);
     }
     offsets_[a] = at;
-    placed_[a] = true;
     placements_.push_back({first[a], last[a], at, bytes_of(a)});
     arena_bytes_ = std::max(arena_bytes_, at + bytes_of(a));
   }
@@ -127,7 +125,7 @@ void Net::bind() {
   auto* base = static_cast<uint8_t*>(arena_->reserve(arena_bytes_));
   if (base == bound_to_) return;
   for (size_t a = 0; a < activations_.size(); ++a) {
-    if (!placed_[a]) continue;
+    if (offsets_[a] == kNotPlaced) continue;
     activations_[a].mem.set_data_handle(base + offsets_[a]);
     // A view's descriptor carries its offset into the viewed buffer.
     for (memory& v : activations_[a].views) v.set_data_handle(base + offsets_[a]);

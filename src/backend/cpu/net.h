@@ -12,6 +12,7 @@
 // (ActivationArena, backend.h).
 #pragma once
 #include <dnnl.hpp>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <unordered_map>
@@ -97,8 +98,8 @@ class Net {
     bool keep_live = false;
   };
   std::vector<Activation> activations_;
-  std::vector<size_t> offsets_;  // of each activation in the arena, for those placed
-  std::vector<bool> placed_;
+  static constexpr size_t kNotPlaced = SIZE_MAX;  // an activation no step uses
+  std::vector<size_t> offsets_;                    // of each activation in the arena
   std::shared_ptr<ActivationArena> arena_;
   void* bound_to_ = nullptr;
   size_t arena_bytes_ = 0;

@@ -95,7 +95,7 @@ std::optional<NhwcView> own_kernel_takes(const memory::desc& src_md) {
   const auto view = nhwc_view(src_md);
   if (!view) return std::nullopt;
   const bool avx2 = __builtin_cpu_supports("avx2");
-  const bool takes = (src_md.data_type() == dt::bf16 && layout_of(src_md)->format == tag::nhwc && view->channels % 16 == 0) ||
+  const bool takes = (src_md.data_type() == dt::bf16 && view->format == tag::nhwc && view->channels % 16 == 0) ||
                      (src_md.data_type() == dt::u8 && view->channels % 32 == 0 && avx2) ||
                      (src_md.data_type() == dt::f32 && view->channels % 8 == 0 && avx2);
   return takes ? view : std::nullopt;
@@ -116,7 +116,7 @@ memory pool_forward(Net& net, PoolLayer& layer, const memory& src, bool training
   const memory::dims d = src_md.dims();
   const memory::dims out_dims{d[0], d[1], d[2] / 2, d[3] / 2};
   if (const auto view = training ? std::nullopt : own_kernel_takes(src_md)) {
-    memory dst = net.make_activation(memory::desc(out_dims, src_md.data_type(), layout_of(src_md)->format));
+    memory dst = net.make_activation(memory::desc(out_dims, src_md.data_type(), view->format));
     switch (src_md.data_type()) {
       case dt::bf16: net.forward.push_back(own_kernel_step<uint16_t>(src, dst, *view)); break;
       case dt::u8: net.forward.push_back(own_kernel_step<uint8_t>(src, dst, *view)); break;

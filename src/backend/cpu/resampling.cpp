@@ -34,9 +34,8 @@ memory upsample_forward(Net& net, UpsampleLayer& layer, const memory& src, bool 
   const memory::dims d = src_md.dims();
   const auto view = nhwc_view(src_md);
   if (!training && view && view->channels * view->element_bytes % 16 == 0) {
-    memory dst = net.make_activation(
-        memory::desc({d[0], d[1], d[2] * 2, d[3] * 2}, src_md.data_type(), layout_of(src_md)->format));
     const NhwcView v = *view;
+    memory dst = net.make_activation(memory::desc({d[0], d[1], d[2] * 2, d[3] * 2}, src_md.data_type(), v.format));
     net.forward.push_back({{}, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}}, [=] {
                              upsample_nearest_2x(static_cast<const uint8_t*>(src.get_data_handle()),
                                                  static_cast<uint8_t*>(dst.get_data_handle()), v.images, v.height,
